@@ -1,0 +1,18 @@
+"""skinfluence: influence functions for scikit-learn's linear models.
+
+Koh & Liang (2017) influence functions, computed in closed form from a fitted model's
+``coef_`` and ``intercept_``: which training points are responsible for a prediction.
+"""
+
+from ._hessian import SingularHessianWarning
+from .explainer import InfluenceExplainer
+from .models import supported_estimators
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InfluenceExplainer",
+    "SingularHessianWarning",
+    "supported_estimators",
+    "__version__",
+]

@@ -1,0 +1,245 @@
+"""The empirical risk of a fitted linear model, in closed form.
+
+Every model family skinfluence supports is a *linear* model: its decision values are
+``z_i = W x_i + b`` (``W`` of shape ``(k, d)``, ``k`` outputs) and its training
+objective, divided by ``C * n`` (the skinfluence convention), reads::
+
+    R(θ) = (1/n) Σ_i v_i L(y_i, z_i) + ½ θᵀ diag(q) θ + Σ_j a_j |θ_j|
+
+with ``v_i = s_i · c_{y_i}`` (sample weight times class weight), ``q`` the quadratic
+penalty and ``a`` the L1 penalty, both already divided by ``C * n``. Each family only
+provides its loss ``L`` as a function of ``z`` (value, first and second derivative in
+``z``) and its recipe for ``v``, ``q`` and ``a``; everything in θ-space is built here by
+the chain rule, ``∇θ L(z_i) = dL/dz ⊗ [x_i, 1]``.
+
+Parameter layout (the ``params_`` contract): ``θ = [W.ravel(), b]``, i.e. ``coef_``
+flattened row by row followed by ``intercept_`` when the model fits one.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class LinearObjective:
+    """R(θ) of a fitted linear model on its training data.
+
+    Parameters
+    ----------
+    loss : object
+        Per-sample loss in decision space: ``loss.value_grad(Z, y)`` returns the loss
+        ``(n,)`` and ``dL/dz`` ``(n, k)``; ``loss.hessian(Z, y)`` returns ``d²L/dz²`` as
+        ``(n, k, k)``; ``loss.shift_invariant`` tells whether adding the same constant to
+        every output leaves the loss unchanged (softmax).
+    coef : ndarray of shape (k, d)
+    intercept : ndarray of shape (k,) or None
+        None when the model fits no intercept.
+    X : {ndarray, sparse matrix} of shape (n, d), float64
+    y : ndarray of shape (n,)
+        Targets in the encoding ``loss`` expects (class indices for classifiers).
+    sample_weight : ndarray of shape (n,)
+        ``s_i``.
+    class_weight : ndarray of shape (n,)
+        ``c_{y_i}``, the class weight of each training row (ones when unweighted).
+    quad_penalty, l1_penalty : ndarray of shape (p,)
+        Penalties in R units (objective divided by ``C * n``).
+    weight_jacobian : ndarray of shape (n_groups, n_groups) or None
+        For recipes where the class weights depend on the sample weights
+        ("balanced"): entry ``[c, g]`` is ``∂c_g/∂s_j`` for a row j of group c.
+    groups : ndarray of shape (n,) or None
+        Group (class) index of each training row, used with ``weight_jacobian``.
+    """
+
+    def __init__(
+        self,
+        loss,
+        coef,
+        intercept,
+        X,
+        y,
+        sample_weight,
+        class_weight,
+        quad_penalty,
+        l1_penalty,
+        *,
+        weight_jacobian=None,
+        groups=None,
+    ):
+        self.loss = loss
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = (
+            None if intercept is None else np.asarray(intercept, dtype=np.float64)
+        )
+        self.X = X
+        self.y = y
+        self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        self.class_weight = np.asarray(class_weight, dtype=np.float64)
+        self.row_weight = self.sample_weight * self.class_weight  # v_i = s_i c_{y_i}
+        self.quad_penalty = np.asarray(quad_penalty, dtype=np.float64)
+        self.l1_penalty = np.asarray(l1_penalty, dtype=np.float64)
+        self.weight_jacobian = weight_jacobian
+        self.groups = groups
+        k, d = self.coef.shape
+        self.n_outputs, self.n_features = k, d
+        self.n_params = k * d + (k if self.fit_intercept else 0)
+        # An L1 coefficient sitting at exactly zero stays there under a small
+        # re-weighting: influence lives on the active set only.
+        self.free = ~((self.l1_penalty > 0) & (self.params == 0))
+
+    # -- parameters -----------------------------------------------------------------
+    @property
+    def fit_intercept(self):
+        return self.intercept is not None
+
+    @property
+    def params(self):
+        """θ = [coef.ravel(), intercept]."""
+        parts = [self.coef.ravel()]
+        if self.fit_intercept:
+            parts.append(self.intercept)
+        return np.concatenate(parts)
+
+    def param_index(self):
+        """Index of θ for (output k, column f of [x, 1]); shape (k, d + fit_intercept)."""
+        k, d = self.n_outputs, self.n_features
+        idx = np.arange(k * d).reshape(k, d)
+        if self.fit_intercept:
+            idx = np.hstack([idx, (k * d + np.arange(k))[:, None]])
+        return idx
+
+    def null_space(self):
+        """Directions along which R is exactly flat, as orthonormal columns (p_free, m).
+
+        With a shift-invariant loss (softmax), adding the same constant to every output
+        changes nothing: for the intercepts always, for the coefficients of a feature
+        when they carry no quadratic penalty. Fitted solutions have no component along
+        these directions, so influences are computed orthogonally to them.
+        """
+        if not self.loss.shift_invariant or self.n_outputs < 2:
+            return np.zeros((int(self.free.sum()), 0))
+        idx = self.param_index()
+        cols = []
+        for f in range(idx.shape[1]):
+            members = idx[:, f]
+            if np.all(self.free[members]) and np.all(self.quad_penalty[members] == 0):
+                v = np.zeros(self.n_params)
+                v[members] = 1.0 / np.sqrt(len(members))
+                cols.append(v[self.free])
+        if not cols:
+            return np.zeros((int(self.free.sum()), 0))
+        return np.column_stack(cols)
+
+    # -- decision values and loss derivatives ---------------------------------------
+    def decision(self, X):
+        Z = np.asarray(X @ self.coef.T)
+        if self.fit_intercept:
+            Z = Z + self.intercept
+        return Z
+
+    def row_gradients(self, X, dZ):
+        """Stack ∇θ L for each row: dL/dz ⊗ [x, 1] in the θ layout, free columns only.
+
+        Dense X gives a dense (n, p_free) array, sparse X a CSR matrix.
+        """
+        k = self.n_outputs
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+            blocks = [X.multiply(dZ[:, [j]]) for j in range(k)]
+            if self.fit_intercept:
+                blocks.append(sp.csr_matrix(dZ))
+            G = sp.hstack(blocks, format="csr")
+            return G[:, self.free] if not self.free.all() else G
+        n = X.shape[0]
+        G = np.empty((n, self.n_params))
+        G[:, : k * self.n_features] = (dZ[:, :, None] * X[:, None, :]).reshape(n, -1)
+        if self.fit_intercept:
+            G[:, k * self.n_features :] = dZ
+        return G if self.free.all() else G[:, self.free]
+
+    def test_gradients(self, X, y):
+        """∇θ L(z_test) of the plain per-sample loss (no sample or class weight)."""
+        _, dZ = self.loss.value_grad(self.decision(X), y)
+        return self.row_gradients(X, dZ)
+
+    def test_loss(self, X, y):
+        return self.loss.value_grad(self.decision(X), y)[0]
+
+    def train_gradients(self):
+        """n · ∂(∇R)/∂s_j for every training row j, as (row part, offsets).
+
+        Row part: v_j/s_j · ∇θ L(z_j), i.e. ``c_{y_j} ∇θ L(z_j)`` (a matrix with one row
+        per training point). Offsets: ``(n_groups, p_free)`` or None; row j's full
+        gradient is ``row part[j] + offsets[groups[j]]``. Offsets appear when the
+        recipe makes class weights depend on the sample weights ("balanced"):
+        ``Σ_g ∂c_g/∂s_j · Σ_{i∈g} s_i ∇θ L(z_i)``.
+        """
+        _, dZ = self.loss.value_grad(self.decision(self.X), self.y)
+        plain = self.row_gradients(self.X, dZ)
+        rows = _scale_rows(plain, self.class_weight)
+        offsets = None
+        if self.weight_jacobian is not None:
+            n_groups = self.weight_jacobian.shape[0]
+            member = sp.csr_matrix(
+                (self.sample_weight, (self.groups, np.arange(len(self.groups)))),
+                shape=(n_groups, len(self.groups)),
+            )
+            group_sums = np.asarray((member @ plain).toarray() if sp.issparse(plain)
+                                    else member @ plain)
+            offsets = self.weight_jacobian @ group_sums
+        return rows, offsets
+
+    def gradient(self):
+        """∇R(θ̂) on the free parameters (zero at an exact optimum)."""
+        _, dZ = self.loss.value_grad(self.decision(self.X), self.y)
+        n = self.X.shape[0]
+        weighted = self.row_gradients(self.X, dZ * self.row_weight[:, None])
+        g = np.asarray(weighted.sum(axis=0)).ravel() / n
+        theta = self.params[self.free]
+        g += self.quad_penalty[self.free] * theta
+        g += self.l1_penalty[self.free] * np.sign(theta)
+        return g
+
+    def hessian(self):
+        """∇²R(θ̂) on the free parameters, dense (p_free, p_free).
+
+        (1/n) Σ_i v_i J_iᵀ (d²L/dz²)_i J_i + diag(q), assembled block by block over
+        pairs of outputs (k, l): [X, 1]ᵀ diag(v h_kl / n) [X, 1].
+        """
+        X, n = self.X, self.X.shape[0]
+        Hz = self.loss.hessian(self.decision(X), self.y)
+        idx = self.param_index()
+        H = np.zeros((self.n_params, self.n_params))
+        for a in range(self.n_outputs):
+            for b in range(a, self.n_outputs):
+                w = self.row_weight * Hz[:, a, b] / n
+                block = _weighted_gram(X, w, self.fit_intercept)
+                H[np.ix_(idx[a], idx[b])] = block
+                if b != a:
+                    H[np.ix_(idx[b], idx[a])] = block.T
+        H[np.diag_indices_from(H)] += self.quad_penalty
+        return H[np.ix_(self.free, self.free)]
+
+
+def _weighted_gram(X, w, fit_intercept):
+    """[X, 1]ᵀ diag(w) [X, 1] as a dense array."""
+    if sp.issparse(X):
+        Xw = sp.csr_matrix(X).multiply(w[:, None]).tocsr()
+        XtWX = (X.T @ Xw).toarray()
+        Xtw = np.asarray(Xw.sum(axis=0)).ravel()
+    else:
+        Xw = X * w[:, None]
+        XtWX = X.T @ Xw
+        Xtw = Xw.sum(axis=0)
+    if not fit_intercept:
+        return XtWX
+    d = X.shape[1]
+    out = np.empty((d + 1, d + 1))
+    out[:d, :d] = XtWX
+    out[:d, d] = out[d, :d] = Xtw
+    out[d, d] = w.sum()
+    return out
+
+
+def _scale_rows(G, factor):
+    if sp.issparse(G):
+        return sp.csr_matrix(G.multiply(factor[:, None]))
+    return G * factor[:, None]

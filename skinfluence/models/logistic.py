@@ -1,0 +1,113 @@
+"""LogisticRegression: the log-loss and scikit-learn's exact training objective.
+
+Objective minimised by scikit-learn (all solvers but liblinear)::
+
+    F(W, b) = C Σ_i s_i c_{y_i} ℓ(y_i, z_i) + (1 − r)/2 ‖W‖² + r ‖W‖₁,   r = l1_ratio
+
+with ``z_i = W x_i + b``. liblinear appends a constant column of value
+``intercept_scaling`` and penalises its weight ``b / intercept_scaling`` like the others.
+skinfluence uses ``R = F / (C n)``.
+
+Losses in decision space ``z``:
+
+- binary (``coef_`` of shape (1, d), class 1 = ``classes_[1]``):
+  ℓ = log(1 + e^z) − y z,  dℓ/dz = σ(z) − y,  d²ℓ/dz² = σ(z)(1 − σ(z));
+- multinomial (K classes, softmax over all K):
+  ℓ = logsumexp(z) − z_y,  dℓ/dz = p − e_y,  d²ℓ/dz² = diag(p) − p pᵀ.
+"""
+
+import numpy as np
+from scipy.special import expit, log_expit, logsumexp, softmax
+from sklearn.linear_model import LogisticRegression
+
+from .._objective import LinearObjective
+from ._class_weight import class_weight_recipe
+
+
+class BinomialLoss:
+    """Log-loss of a binary logistic model, y in {0, 1}."""
+
+    shift_invariant = False
+
+    def value_grad(self, Z, y):
+        z = Z[:, 0]
+        loss = -log_expit(np.where(y == 1, z, -z))  # log(1 + e^{-ỹ z})
+        return loss, (expit(z) - y)[:, None]
+
+    def hessian(self, Z, y):
+        p = expit(Z[:, 0])
+        return (p * (1.0 - p))[:, None, None]
+
+
+class MultinomialLoss:
+    """Cross-entropy of a softmax over all K classes, y in {0, …, K−1}."""
+
+    shift_invariant = True
+
+    def value_grad(self, Z, y):
+        rows = np.arange(len(y))
+        loss = logsumexp(Z, axis=1) - Z[rows, y]
+        dZ = softmax(Z, axis=1)
+        dZ[rows, y] -= 1.0
+        return loss, dZ
+
+    def hessian(self, Z, y):
+        P = softmax(Z, axis=1)
+        H = -P[:, :, None] * P[:, None, :]
+        K = P.shape[1]
+        H[:, np.arange(K), np.arange(K)] += P
+        return H
+
+
+def _penalty_mix(est):
+    """(L2 strength 1 − r, L1 strength r) of the penalty term, None if unpenalised."""
+    penalty = getattr(est, "penalty", "deprecated")
+    if penalty is None or (penalty == "deprecated" and est.C == np.inf):
+        return None
+    if penalty == "deprecated":
+        r = 0.0 if est.l1_ratio is None else float(est.l1_ratio)
+    else:
+        r = {"l2": 0.0, "l1": 1.0, "elasticnet": est.l1_ratio}[penalty]
+    return 1.0 - r, r
+
+
+def logistic_objective(est, X, y_index, sample_weight):
+    """R(θ) = F/(C n) of a fitted LogisticRegression on (X, y_index, sample_weight)."""
+    classes = est.classes_
+    coef = est.coef_
+    intercept = est.intercept_ if est.fit_intercept else None
+    k, d = coef.shape
+    n = X.shape[0]
+    loss = BinomialLoss() if k == 1 else MultinomialLoss()
+
+    class_weight, jacobian = class_weight_recipe(
+        est.class_weight, classes, y_index, sample_weight
+    )
+    p = k * d + (k if est.fit_intercept else 0)
+    quad, l1 = np.zeros(p), np.zeros(p)
+    mix = _penalty_mix(est)
+    if mix is not None:
+        l2_strength, l1_strength = mix
+        scale = 1.0 / (est.C * n)  # R = F / (C n)
+        quad[: k * d] = l2_strength * scale
+        l1[: k * d] = l1_strength * scale
+        if est.solver == "liblinear" and est.fit_intercept:
+            # the penalised weight is b / intercept_scaling
+            quad[k * d :] = l2_strength * scale / est.intercept_scaling**2
+            l1[k * d :] = l1_strength * scale / est.intercept_scaling
+    return LinearObjective(
+        loss,
+        coef,
+        intercept,
+        X,
+        y_index,
+        sample_weight,
+        class_weight,
+        quad,
+        l1,
+        weight_jacobian=jacobian,
+        groups=y_index if jacobian is not None else None,
+    )
+
+
+SUPPORTED = {LogisticRegression: logistic_objective}
