@@ -216,6 +216,7 @@ class LinearObjective:
                 if b != a:
                     H[np.ix_(idx[b], idx[a])] = block.T
         H[np.diag_indices_from(H)] += self.quad_penalty
+        H = 0.5 * (H + H.T)  # exact symmetry (the Gram products are not bitwise)
         return H[np.ix_(self.free, self.free)]
 
 

@@ -15,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._hessian import CholeskySolver
@@ -158,6 +159,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False
         )
         sw = _check_sample_weight(sample_weight, Xv.shape[0])
+        _check_target_supported(self.estimator, yv)
 
         self.estimator_ = clone(self.estimator)
         fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
@@ -185,7 +187,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "Influences are computed at the given parameters (a Newton step, as "
                 "in Koh & Liang's appendix B) and may disagree with refits: fit the "
                 "estimator more tightly (smaller tol, larger max_iter, or "
-                "solver='newton-cholesky').",
+                "solver='newton-cholesky')."
+                + ("" if np.any(objective.quad_penalty > 0) else
+                   " Without a penalty (C=np.inf) on separable data no optimum "
+                   "exists: use a finite C, or set damping > 0."),
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -431,6 +436,28 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"{rows[(rows < -n) | (rows >= n)][:10].tolist()}."
             )
         return np.where(rows < 0, rows + n, rows)
+
+
+def _check_target_supported(estimator, y):
+    """Honour the wrapped classifier's own ``multi_class`` tag before fitting."""
+    tags = get_tags(unwrap(estimator)).classifier_tags
+    if tags is None:
+        return
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(
+            "Influence needs a classifier trained on at least 2 classes, but the "
+            f"data contains only one class: {classes.tolist()}."
+        )
+    if tags.multi_class:
+        return
+    y_type = type_of_target(y, input_name="y", raise_unknown=True)
+    if y_type != "binary":
+        raise ValueError(
+            "Only binary classification is supported. The type of the target is "
+            f"{y_type}, and {unwrap(estimator)!r} fits two classes only (liblinear: "
+            "use another solver for multinomial logistic regression)."
+        )
 
 
 def _check_sample_weight(sample_weight, n_samples):
