@@ -44,6 +44,6 @@ def map_batches(fn, out, *, batch_size="auto", n_jobs=None, verbose=0):
         blocks = Parallel(
             n_jobs=n_jobs, prefer="threads", verbose=verbose, return_as="generator"
         )(delayed(fn)(sl, None) for sl in slices)
-        for sl, block in zip(slices, blocks):
+        for sl, block in zip(slices, blocks, strict=True):
             out[sl] = block
     return out

@@ -325,17 +325,20 @@ def test_unpenalised_separable_names_damping():
         InfluenceExplainer(LogisticRegression(C=np.inf, max_iter=500)).fit(X, y)
 
 
-def test_collinear_unpenalised_warns_singular():
+def test_collinear_unpenalised_names_damping():
     rng = np.random.RandomState(0)
     X = rng.standard_normal((60, 2))
-    X = np.c_[X, X[:, 0]]
     y = (rng.rand(60) > 0.5).astype(int)
     model = LogisticRegression(C=np.inf, max_iter=1000)
+    exact = np.c_[X, X[:, 0]]
+    with pytest.raises(ValueError, match="singular.*damping"):
+        InfluenceExplainer(model).fit(exact, y)
+    near = np.c_[X, X[:, 0] + 1e-7 * rng.standard_normal(60)]
     with pytest.warns(SingularHessianWarning, match="damping"):
-        InfluenceExplainer(model).fit(X, y)
+        InfluenceExplainer(model).fit(near, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SingularHessianWarning)
-        InfluenceExplainer(model, damping=1e-3).fit(X, y)
+        InfluenceExplainer(model, damping=1e-3).fit(exact, y)
 
 
 def test_clone_keeps_parameters():
