@@ -112,11 +112,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     >>> from skinfluence import InfluenceExplainer
     >>> X, y = load_breast_cancer(return_X_y=True)
     >>> X = StandardScaler().fit_transform(X)
-    >>> explainer = InfluenceExplainer(LogisticRegression(C=0.1)).fit(X[:400], y[:400])
+    >>> model = LogisticRegression(C=0.1, solver="newton-cholesky", tol=1e-10)
+    >>> explainer = InfluenceExplainer(model).fit(X[:400], y[:400])
     >>> scores = explainer.loss_influence(X[400:], y[400:])
     >>> scores.shape
     (169, 400)
     >>> most_harmful = scores.argmax(axis=1)  # training row raising each test loss most
+    >>> delta = explainer.leave_one_out(X[400:], y[400:])  # change if row j is removed
+    >>> bool(abs(delta[0, most_harmful[0]]) > 0)
+    True
     """
 
     _parameter_constraints = {
