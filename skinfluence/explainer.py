@@ -179,7 +179,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.hessian_solver_ = CholeskySolver(
             self.hessian_, objective.null_space(), self.damping
         )
-        self._train_rows, self._train_offsets = objective.train_gradients()
+        # I_up,params of every training row, solved once: every score is then a
+        # product with it (one numpy GEMM, no solver in the scoring loop).
+        self._influence_rows = self._solve_train_rows(*objective.train_gradients())
 
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(self.params_), initial=0.0))
@@ -220,16 +222,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         rows = self._check_indices(indices)
         free = self._objective.free
         out = np.zeros((len(rows), len(free)))
-
-        def batch(sl, dest):
-            G = self._train_gradients(rows[sl])
-            block = np.zeros((G.shape[0], len(free)))
-            block[:, free] = -self.hessian_solver_.solve(G.T).T
-            if dest is None:
-                return block
-            dest[...] = block
-
-        return self._map(batch, out)
+        out[:, free] = self._influence_rows[rows]
+        return out
 
     def loss_influence(self, X, y):
         """I_up,loss(z_j, z_test) = −∇θL(z_test, θ̂)ᵀ H⁻¹ ∇θL(z_j, θ̂).
@@ -250,7 +244,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
-        return self._loss_influence(Xv, self._encode(y, Xv.shape[0]))
+        return self._score(Xv, self._encode(y, Xv.shape[0]), self._influence_rows)
 
     def transform(self, X):
         """Loss influence at the model's own predicted labels (needs no y).
@@ -268,7 +262,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
         y_pred = self.estimator_.predict(X)
-        return self._loss_influence(Xv, self._encode(y_pred, Xv.shape[0]))
+        return self._score(Xv, self._encode(y_pred, Xv.shape[0]), self._influence_rows)
 
     def self_influence(self):
         """I_up,loss(z_j, z_j) for every training row j.
@@ -284,10 +278,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out = np.empty(obj.X.shape[0])
 
         def batch(sl, dest):
-            rows = np.arange(sl.start, sl.stop)
-            G = self._train_gradients(rows)
             plain = _dense(obj.test_gradients(obj.X[sl], obj.y[sl]))
-            block = -np.einsum("pi,ip->i", self.hessian_solver_.solve(G.T), plain)
+            block = np.einsum("ip,ip->i", plain, self._influence_rows[sl])
             if dest is None:
                 return block
             dest[...] = block
@@ -311,9 +303,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         delta : ndarray of shape (n_test, n_train)
             Predicted ``L(z_test, θ̂_{−j}) − L(z_test, θ̂)``.
         """
-        out = self.loss_influence(X, y)
-        out *= -self.sample_weight_ / len(self.sample_weight_)
-        return out
+        check_is_fitted(self)
+        Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
+        scale = -self.sample_weight_ / len(self.sample_weight_)
+        removal_rows = self._influence_rows * scale[:, None]
+        return self._score(Xv, self._encode(y, Xv.shape[0]), removal_rows)
 
     # -- delegation ---------------------------------------------------------------
     @available_if(_estimator_has("predict"))
@@ -370,28 +365,31 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             verbose=self.verbose,
         )
 
-    def _train_gradients(self, rows):
-        """Dense n·∂(∇R)/∂s_j for the given training rows, free parameters."""
-        G = _dense(self._train_rows[rows])
-        if self._train_offsets is not None:
-            G = G + self._train_offsets[self._objective.groups[rows]]
-        return G
-
-    def _loss_influence(self, Xv, y_index):
-        obj = self._objective
-        train = self._train_rows
-        offsets = self._train_offsets
-        out = np.empty((Xv.shape[0], train.shape[0]))
+    def _solve_train_rows(self, rows, offsets):
+        """−H⁻¹∇θL(z_j) for every training row j, dense (n_train, n_free)."""
+        groups = self._objective.groups
+        out = np.empty(rows.shape)
 
         def batch(sl, dest):
-            G_test = _dense(obj.test_gradients(Xv[sl], y_index[sl]))
-            V = -self.hessian_solver_.solve(G_test.T).T  # −H⁻¹∇θL(z_test), (T, p)
-            if sp.issparse(train):
-                block = (train @ V.T).T
-            else:
-                block = np.matmul(V, train.T, out=dest)
+            G = _dense(rows[sl])
             if offsets is not None:
-                block += (V @ offsets.T)[:, obj.groups]
+                G = G + offsets[groups[sl]]
+            dest[...] = -self.hessian_solver_.solve(G.T).T
+
+        map_batches(batch, out, batch_size=self.batch_size, n_jobs=1)
+        return out
+
+    def _score(self, Xv, y_index, train_factor):
+        """∇θL(z_test, θ̂)ᵀ · train_factor[j] for every test row and training row j."""
+        obj = self._objective
+        out = np.empty((Xv.shape[0], train_factor.shape[0]))
+
+        def batch(sl, dest):
+            G_test = obj.test_gradients(Xv[sl], y_index[sl])
+            if sp.issparse(G_test):
+                block = np.asarray(G_test @ train_factor.T)
+            else:
+                block = np.matmul(G_test, train_factor.T, out=dest)
             if dest is None:
                 return block
             if block is not dest:
