@@ -194,7 +194,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "in Koh & Liang's appendix B) and may disagree with refits: fit the "
                 "estimator more tightly (smaller tol, larger max_iter, or "
                 "solver='newton-cholesky')."
-                + ("" if np.any(objective.quad_penalty > 0) else
+                + ("" if np.any(objective.quad_penalty + objective.l1_penalty > 0) else
                    " Without a penalty (C=np.inf) on separable data no optimum "
                    "exists: use a finite C, or set damping > 0."),
                 ConvergenceWarning,
