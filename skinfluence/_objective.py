@@ -4,13 +4,15 @@ Every model family skinfluence supports is a *linear* model: its decision values
 ``z_i = W x_i + b`` (``W`` of shape ``(k, d)``, ``k`` outputs) and its training
 objective, divided by ``C * n`` (the skinfluence convention), reads::
 
-    R(θ) = (1/n) Σ_i v_i L(y_i, z_i) + ½ θᵀ diag(q) θ + Σ_j a_j |θ_j|
+    R(θ) = (1/n) Σ_i s_i Σ_k c_ik L_k(y_i, z_i) + ½ θᵀ diag(q) θ + Σ_j a_j |θ_j|
 
-with ``v_i = s_i · c_{y_i}`` (sample weight times class weight), ``q`` the quadratic
-penalty and ``a`` the L1 penalty, both already divided by ``C * n``. Each family only
-provides its loss ``L`` as a function of ``z`` (value, first and second derivative in
-``z``) and its recipe for ``v``, ``q`` and ``a``; everything in θ-space is built here by
-the chain rule, ``∇θ L(z_i) = dL/dz ⊗ [x_i, 1]``.
+with ``s_i`` the sample weight, ``c_ik`` the class weight that output k's loss of row i
+carries (``c_{y_i}`` on every output of a softmax or a single-output model; for
+one-vs-rest, ``c_k`` on the row's own class output and 1 elsewhere), ``q`` the
+quadratic penalty and ``a`` the L1 penalty, both already divided by ``C * n``. Each
+family only provides its loss ``L`` as a function of ``z`` (value, first and second
+derivative in ``z``) and its recipe for ``c``, ``q`` and ``a``; everything in θ-space is
+built here by the chain rule, ``∇θ L(z_i) = dL/dz ⊗ [x_i, 1]``.
 
 Parameter layout (the ``params_`` contract): ``θ = [W.ravel(), b]``, i.e. ``coef_``
 flattened row by row followed by ``intercept_`` when the model fits one.
@@ -26,27 +28,36 @@ class LinearObjective:
     Parameters
     ----------
     loss : object
-        Per-sample loss in decision space: ``loss.value_grad(Z, y)`` returns the loss
-        ``(n,)`` and ``dL/dz`` ``(n, k)``; ``loss.hessian(Z, y)`` returns ``d²L/dz²`` as
-        ``(n, k, k)``; ``loss.shift_invariant`` tells whether adding the same constant to
-        every output leaves the loss unchanged (softmax).
+        Per-sample loss in decision space. ``loss.value_grad(Z, y)`` returns the loss
+        ``(n,)`` (summed over outputs) and ``dL/dz`` ``(n, k)``; ``loss.hessian(Z, y)``
+        returns ``d²L/dz²`` ``(n, k, k)``; ``loss.shift_invariant``: adding the same
+        constant to every output leaves the loss unchanged (softmax);
+        ``loss.separable``: the loss is a sum over outputs (diagonal ``d²L/dz²``).
     coef : ndarray of shape (k, d)
     intercept : ndarray of shape (k,) or None
         None when the model fits no intercept.
     X : {ndarray, sparse matrix} of shape (n, d), float64
-    y : ndarray of shape (n,)
-        Targets in the encoding ``loss`` expects (class indices for classifiers).
+    y : ndarray
+        Training targets in the encoding ``loss`` expects (``targets.encode``).
     sample_weight : ndarray of shape (n,)
         ``s_i``.
-    class_weight : ndarray of shape (n,)
-        ``c_{y_i}``, the class weight of each training row (ones when unweighted).
+    class_weight : ndarray of shape (n,) or (n, k)
+        ``c_ik``: per row (the same on every output) or per row and output.
     quad_penalty, l1_penalty : ndarray of shape (p,)
         Penalties in R units (objective divided by ``C * n``).
+    targets : object
+        ``targets.encode(y, n_samples)`` turns user labels into the loss's encoding
+        with clear errors (e.g. labels unseen at fit); ``targets.classes`` (or None).
     weight_jacobian : ndarray of shape (n_groups, n_groups) or None
         For recipes where the class weights depend on the sample weights
         ("balanced"): entry ``[c, g]`` is ``∂c_g/∂s_j`` for a row j of group c.
     groups : ndarray of shape (n,) or None
         Group (class) index of each training row, used with ``weight_jacobian``.
+    weighted_mask : ndarray of shape (n, k) or None
+        Which outputs' losses carry the class weight of the row's group (all when
+        None); used with ``weight_jacobian``.
+    fixed : ndarray of bool of shape (p,) or None
+        Parameters held at a bound (e.g. ``positive=True`` coefficients at zero).
     """
 
     def __init__(
@@ -61,29 +72,38 @@ class LinearObjective:
         quad_penalty,
         l1_penalty,
         *,
+        targets,
         weight_jacobian=None,
         groups=None,
+        weighted_mask=None,
+        fixed=None,
     ):
         self.loss = loss
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = (
             None if intercept is None else np.asarray(intercept, dtype=np.float64)
         )
+        k, d = self.coef.shape
+        n = X.shape[0]
         self.X = X
         self.y = y
+        self.targets = targets
         self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        self.class_weight = np.asarray(class_weight, dtype=np.float64)
-        self.row_weight = self.sample_weight * self.class_weight  # v_i = s_i c_{y_i}
+        cw = np.asarray(class_weight, dtype=np.float64)
+        self.class_weight = np.broadcast_to(cw if cw.ndim == 2 else cw[:, None], (n, k))
+        self.row_weight = self.sample_weight[:, None] * self.class_weight  # s_i c_ik
         self.quad_penalty = np.asarray(quad_penalty, dtype=np.float64)
         self.l1_penalty = np.asarray(l1_penalty, dtype=np.float64)
         self.weight_jacobian = weight_jacobian
         self.groups = groups
-        k, d = self.coef.shape
+        self.weighted_mask = weighted_mask
         self.n_outputs, self.n_features = k, d
         self.n_params = k * d + (k if self.fit_intercept else 0)
         # An L1 coefficient sitting at exactly zero stays there under a small
-        # re-weighting: influence lives on the active set only.
+        # re-weighting: influence lives on the active set only. Same for bounds.
         self.free = ~((self.l1_penalty > 0) & (self.params == 0))
+        if fixed is not None:
+            self.free &= ~np.asarray(fixed, dtype=bool)
 
     # -- parameters -----------------------------------------------------------------
     @property
@@ -166,15 +186,14 @@ class LinearObjective:
     def train_gradients(self):
         """n · ∂(∇R)/∂s_j for every training row j, as (row part, offsets).
 
-        Row part: v_j/s_j · ∇θ L(z_j), i.e. ``c_{y_j} ∇θ L(z_j)`` (a matrix with one row
-        per training point). Offsets: ``(n_groups, p_free)`` or None; row j's full
-        gradient is ``row part[j] + offsets[groups[j]]``. Offsets appear when the
-        recipe makes class weights depend on the sample weights ("balanced"):
-        ``Σ_g ∂c_g/∂s_j · Σ_{i∈g} s_i ∇θ L(z_i)``.
+        Row part: ``Σ_k c_jk ∇θ L_k(z_j)`` (a matrix with one row per training point).
+        Offsets: ``(n_groups, p_free)`` or None; row j's full gradient is
+        ``row part[j] + offsets[groups[j]]``. Offsets appear when the recipe makes
+        class weights depend on the sample weights ("balanced"):
+        ``Σ_g ∂c_g/∂s_j · Σ_{i∈g} s_i ∇θ(class-weighted part of L(z_i))``.
         """
         _, dZ = self.loss.value_grad(self.decision(self.X), self.y)
-        plain = self.row_gradients(self.X, dZ)
-        rows = _scale_rows(plain, self.class_weight)
+        rows = self.row_gradients(self.X, dZ * self.class_weight)
         offsets = None
         if self.weight_jacobian is not None:
             n_groups = self.weight_jacobian.shape[0]
@@ -182,16 +201,18 @@ class LinearObjective:
                 (self.sample_weight, (self.groups, np.arange(len(self.groups)))),
                 shape=(n_groups, len(self.groups)),
             )
-            group_sums = np.asarray((member @ plain).toarray() if sp.issparse(plain)
-                                    else member @ plain)
-            offsets = self.weight_jacobian @ group_sums
+            mask = 1.0 if self.weighted_mask is None else self.weighted_mask
+            group_sums = member @ self.row_gradients(self.X, dZ * mask)
+            if sp.issparse(group_sums):
+                group_sums = group_sums.toarray()
+            offsets = self.weight_jacobian @ np.asarray(group_sums)
         return rows, offsets
 
     def gradient(self):
         """∇R(θ̂) on the free parameters (zero at an exact optimum)."""
         _, dZ = self.loss.value_grad(self.decision(self.X), self.y)
         n = self.X.shape[0]
-        weighted = self.row_gradients(self.X, dZ * self.row_weight[:, None])
+        weighted = self.row_gradients(self.X, dZ * self.row_weight)
         g = np.asarray(weighted.sum(axis=0)).ravel() / n
         theta = self.params[self.free]
         g += self.quad_penalty[self.free] * theta
@@ -201,16 +222,16 @@ class LinearObjective:
     def hessian(self):
         """∇²R(θ̂) on the free parameters, dense (p_free, p_free).
 
-        (1/n) Σ_i v_i J_iᵀ (d²L/dz²)_i J_i + diag(q), assembled block by block over
-        pairs of outputs (k, l): [X, 1]ᵀ diag(v h_kl / n) [X, 1].
+        (1/n) Σ_i J_iᵀ diag(s_i c_i) (d²L/dz²)_i J_i + diag(q), assembled block by block
+        over pairs of outputs (a, b): [X, 1]ᵀ diag(s c_a h_ab / n) [X, 1].
         """
         X, n = self.X, self.X.shape[0]
         Hz = self.loss.hessian(self.decision(X), self.y)
         idx = self.param_index()
         H = np.zeros((self.n_params, self.n_params))
         for a in range(self.n_outputs):
-            for b in range(a, self.n_outputs):
-                w = self.row_weight * Hz[:, a, b] / n
+            for b in range(a, a + 1 if self.loss.separable else self.n_outputs):
+                w = self.row_weight[:, a] * Hz[:, a, b] / n
                 block = _weighted_gram(X, w, self.fit_intercept)
                 H[np.ix_(idx[a], idx[b])] = block
                 if b != a:
@@ -238,9 +259,3 @@ def _weighted_gram(X, w, fit_intercept):
     out[:d, d] = out[d, :d] = Xtw
     out[d, d] = w.sum()
     return out
-
-
-def _scale_rows(G, factor):
-    if sp.issparse(G):
-        return sp.csr_matrix(G.multiply(factor[:, None]))
-    return G * factor[:, None]

@@ -10,6 +10,7 @@ from sklearn.base import (
     MetaEstimatorMixin,
     TransformerMixin,
     clone,
+    is_regressor,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import get_tags
@@ -160,7 +161,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._validate_params()
         builder = objective_builder(self.estimator)
         Xv, yv = validate_data(
-            self, X, y, accept_sparse="csr", dtype=np.float64, y_numeric=False
+            self, X, y, accept_sparse="csr", dtype=np.float64,
+            multi_output=is_regressor(unwrap(self.estimator)),
         )
         sw = _check_sample_weight(sample_weight, Xv.shape[0])
         _check_target_supported(self.estimator, yv)
@@ -169,10 +171,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.estimator_.fit(X, y, **fit_params)
         model = unwrap(self.estimator_)
-        self.classes_ = model.classes_
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
         self.sample_weight_ = sw
 
-        objective = builder(model, Xv, self._encode(yv, Xv.shape[0]), sw)
+        objective = builder(model, Xv, yv, sw)
         self._objective = objective
         self.params_ = objective.params
         self.hessian_ = objective.hessian()
@@ -244,7 +247,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
-        return self._score(Xv, self._encode(y, Xv.shape[0]), self._influence_rows)
+        return self._score(Xv, self._encode(y, Xv), self._influence_rows)
 
     def transform(self, X):
         """Loss influence at the model's own predicted labels (needs no y).
@@ -262,7 +265,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
         y_pred = self.estimator_.predict(X)
-        return self._score(Xv, self._encode(y_pred, Xv.shape[0]), self._influence_rows)
+        return self._score(Xv, self._encode(y_pred, Xv), self._influence_rows)
 
     def self_influence(self):
         """I_up,loss(z_j, z_j) for every training row j.
@@ -308,7 +311,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
         removal_rows = self._influence_rows * scale[:, None]
-        return self._score(Xv, self._encode(y, Xv.shape[0]), removal_rows)
+        return self._score(Xv, self._encode(y, Xv), removal_rows)
 
     # -- delegation ---------------------------------------------------------------
     @available_if(_estimator_has("predict"))
@@ -397,31 +400,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return self._map(batch, out)
 
-    def _encode(self, y, n_samples):
-        """Index of each label in ``classes_``; clear errors for bad labels."""
-        y = check_array(
-            y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y"
-        )
-        if y.ndim != 1:
-            y = np.ravel(y) if y.ndim == 2 and y.shape[1] == 1 else y
-        if y.ndim != 1 or y.shape[0] != n_samples:
-            raise ValueError(
-                f"y must be 1-D with one label per row of X ({n_samples}); got shape "
-                f"{y.shape}."
-            )
-        classes = self.classes_
-        try:
-            idx = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
-            known = classes[idx] == y
-        except TypeError:
-            idx, known = np.zeros(n_samples, dtype=int), np.zeros(n_samples, bool)
-        if not np.all(known):
-            unseen = list(dict.fromkeys(np.asarray(y)[~np.asarray(known)].tolist()))
-            raise ValueError(
-                f"y contains labels not seen during fit: {unseen[:10]}. "
-                f"Known classes: {classes.tolist()}."
-            )
-        return idx
+    def _encode(self, y, Xv):
+        """Test labels in the family's encoding (clear errors for bad labels)."""
+        return self._objective.targets.encode(y, Xv.shape[0])
 
     def _check_indices(self, indices):
         n = len(self.sample_weight_)

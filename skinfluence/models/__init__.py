@@ -1,7 +1,9 @@
 """Model families: each module rebuilds one family's exact training objective.
 
 A family module exposes ``SUPPORTED``, a mapping from estimator class to a builder
-``builder(fitted_estimator, X, y_index, sample_weight) -> LinearObjective``. Adding a
+``builder(fitted_estimator, X, y, sample_weight, **options) -> LinearObjective``
+(``y`` as validated from the user; ``options`` are explainer settings such as
+``smoothing``, which builders that do not use them accept and ignore). Adding a
 family means adding a module and listing it in ``_FAMILIES``; the explainer is
 untouched.
 """

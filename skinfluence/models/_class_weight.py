@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 
-def class_weight_recipe(class_weight, classes, y_index, sample_weight):
+def class_weight_recipe(class_weight, classes, y_index, sample_weight, *,
+                        from_sample_weight=True):
     """Per-row class weights and, for "balanced", their Jacobian in the sample weights.
 
     Parameters
@@ -26,6 +27,9 @@ def class_weight_recipe(class_weight, classes, y_index, sample_weight):
     y_index : ndarray of shape (n,)
         Index into ``classes`` of each training row.
     sample_weight : ndarray of shape (n,)
+    from_sample_weight : bool, default=True
+        Whether the estimator computes "balanced" weights from the sample weights
+        (LogisticRegression, liblinear) or from plain class counts (Ridge, SGD).
 
     Returns
     -------
@@ -39,10 +43,12 @@ def class_weight_recipe(class_weight, classes, y_index, sample_weight):
     if class_weight is None:
         return np.ones(len(y_index)), None
     weights = compute_class_weight(
-        class_weight, classes=classes, y=classes[y_index], sample_weight=sample_weight
+        class_weight, classes=classes, y=classes[y_index],
+        sample_weight=sample_weight if from_sample_weight else None,
     )
     weights = np.asarray(weights, dtype=np.float64)
-    if not (isinstance(class_weight, str) and class_weight == "balanced"):
+    balanced = isinstance(class_weight, str) and class_weight == "balanced"
+    if not (balanced and from_sample_weight):
         return weights[y_index], None
     S = sample_weight.sum()
     S_g = np.bincount(y_index, weights=sample_weight, minlength=K)

@@ -8,55 +8,18 @@ with ``z_i = W x_i + b``. liblinear appends a constant column of value
 ``intercept_scaling`` and penalises its weight ``b / intercept_scaling`` like the others.
 skinfluence uses ``R = F / (C n)``.
 
-Losses in decision space ``z``:
-
-- binary (``coef_`` of shape (1, d), class 1 = ``classes_[1]``):
-  ℓ = log(1 + e^z) − y z,  dℓ/dz = σ(z) − y,  d²ℓ/dz² = σ(z)(1 − σ(z));
-- multinomial (K classes, softmax over all K):
-  ℓ = logsumexp(z) − z_y,  dℓ/dz = p − e_y,  d²ℓ/dz² = diag(p) − p pᵀ.
+Losses in decision space ``z`` (see ``_losses.py``): binary (``coef_`` of shape (1, d),
+class 1 = ``classes_[1]``) ℓ = log(1 + e^z) − y z; multinomial (K classes, softmax over
+all K) ℓ = logsumexp(z) − z_y.
 """
 
 import numpy as np
-from scipy.special import expit, log_expit, logsumexp, softmax
 from sklearn.linear_model import LogisticRegression
 
 from .._objective import LinearObjective
 from ._class_weight import class_weight_recipe
-
-
-class BinomialLoss:
-    """Log-loss of a binary logistic model, y in {0, 1}."""
-
-    shift_invariant = False
-
-    def value_grad(self, Z, y):
-        z = Z[:, 0]
-        loss = -log_expit(np.where(y == 1, z, -z))  # log(1 + e^{-ỹ z})
-        return loss, (expit(z) - y)[:, None]
-
-    def hessian(self, Z, y):
-        p = expit(Z[:, 0])
-        return (p * (1.0 - p))[:, None, None]
-
-
-class MultinomialLoss:
-    """Cross-entropy of a softmax over all K classes, y in {0, …, K−1}."""
-
-    shift_invariant = True
-
-    def value_grad(self, Z, y):
-        rows = np.arange(len(y))
-        loss = logsumexp(Z, axis=1) - Z[rows, y]
-        dZ = softmax(Z, axis=1)
-        dZ[rows, y] -= 1.0
-        return loss, dZ
-
-    def hessian(self, Z, y):
-        P = softmax(Z, axis=1)
-        H = -P[:, :, None] * P[:, None, :]
-        K = P.shape[1]
-        H[:, np.arange(K), np.arange(K)] += P
-        return H
+from ._losses import BinomialLoss, MultinomialLoss
+from ._targets import ClassLabels
 
 
 def _penalty_mix(est):
@@ -71,8 +34,10 @@ def _penalty_mix(est):
     return 1.0 - r, r
 
 
-def logistic_objective(est, X, y_index, sample_weight):
-    """R(θ) = F/(C n) of a fitted LogisticRegression on (X, y_index, sample_weight)."""
+def logistic_objective(est, X, y, sample_weight):
+    """R(θ) = F/(C n) of a fitted LogisticRegression on (X, y, sample_weight)."""
+    targets = ClassLabels(est.classes_)
+    y_index = targets.encode(y, X.shape[0])
     classes = est.classes_
     coef = est.coef_
     intercept = est.intercept_ if est.fit_intercept else None
@@ -105,6 +70,7 @@ def logistic_objective(est, X, y_index, sample_weight):
         class_weight,
         quad,
         l1,
+        targets=targets,
         weight_jacobian=jacobian,
         groups=y_index if jacobian is not None else None,
     )
