@@ -61,6 +61,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     damping : float, default=0.0
         λ ≥ 0 added to the Hessian, ``H + λI``, to keep it invertible (unpenalised
         models on separable data). Biases the influences towards zero.
+    smoothing : float, default=1e-3
+        Temperature t > 0 of the smooth hinge t·log(1 + exp((1 − m)/t)) that stands
+        in for the non-differentiable hinge loss (SVMs, ``SGDClassifier(loss="hinge")``)
+        in the Hessian and the test loss. Unused by smooth losses.
     n_jobs : int, default=None
         Number of joblib workers scoring batches of test rows. ``None`` means 1 unless
         in a ``joblib.parallel_backend`` context; ``-1`` uses all processors. Results
@@ -127,15 +131,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "damping": [Interval(Real, 0, None, closed="left")],
+        "smoothing": [Interval(Real, 0, None, closed="neither")],
         "n_jobs": [Integral, None],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, *, damping=0.0, n_jobs=None, batch_size="auto",
-                 verbose=0):
+    def __init__(self, estimator, *, damping=0.0, smoothing=1e-3, n_jobs=None,
+                 batch_size="auto", verbose=0):
         self.estimator = estimator
         self.damping = damping
+        self.smoothing = smoothing
         self.n_jobs = n_jobs
         self.batch_size = batch_size
         self.verbose = verbose
@@ -175,7 +181,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             self.classes_ = model.classes_
         self.sample_weight_ = sw
 
-        objective = builder(model, Xv, yv, sw)
+        objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self._objective = objective
         self.params_ = objective.params
         self.hessian_ = objective.hessian()

@@ -11,9 +11,9 @@ untouched.
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegressionCV
 
-from . import logistic
+from . import logistic, ridge, sgd, svm
 
-_FAMILIES = (logistic,)
+_FAMILIES = (logistic, svm, ridge, sgd)
 
 # Subclasses of supported estimators whose objective differs (they get their own
 # treatment in a later family module); listed so they are refused, not misread.

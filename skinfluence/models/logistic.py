@@ -34,7 +34,7 @@ def _penalty_mix(est):
     return 1.0 - r, r
 
 
-def logistic_objective(est, X, y, sample_weight):
+def logistic_objective(est, X, y, sample_weight, **options):
     """R(θ) = F/(C n) of a fitted LogisticRegression on (X, y, sample_weight)."""
     targets = ClassLabels(est.classes_)
     y_index = targets.encode(y, X.shape[0])

@@ -1,0 +1,3 @@
+"""Ridge, RidgeClassifier, LinearRegression: squared loss (in progress)."""
+
+SUPPORTED = {}

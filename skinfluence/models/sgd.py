@@ -1,0 +1,3 @@
+"""SGDClassifier, SGDRegressor (in progress)."""
+
+SUPPORTED = {}

@@ -1,0 +1,3 @@
+"""LinearSVC and SVC(kernel="linear") (in progress)."""
+
+SUPPORTED = {}
