@@ -180,6 +180,11 @@ class LinearObjective:
         _, dZ = self.loss.value_grad(self.decision(X), y)
         return self.row_gradients(X, dZ)
 
+    def prediction_gradients(self, X):
+        """∇θ of the mean decision value (1/k) Σ_k z_k of each row."""
+        k = self.n_outputs
+        return self.row_gradients(X, np.full((X.shape[0], k), 1.0 / k))
+
     def test_loss(self, X, y):
         return self.loss.value_grad(self.decision(X), y)[0]
 

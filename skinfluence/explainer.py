@@ -253,10 +253,18 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
-        return self._score(Xv, self._encode(y, Xv), self._influence_rows)
+        obj = self._objective
+        y_enc = self._encode(y, Xv)
+        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl]),
+                           self._influence_rows)
 
     def transform(self, X):
-        """Loss influence at the model's own predicted labels (needs no y).
+        """Influence at the model's own predictions (needs no y).
+
+        For classifiers, the loss influence at the predicted labels. For regressors
+        (where the loss at the prediction is flat), the influence on the prediction
+        itself: ``[t, j] = n · ∂ŷ_t/∂s_j`` (the mean over outputs when there are
+        several).
 
         Parameters
         ----------
@@ -266,12 +274,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         influence : ndarray of shape (n_test, n_train)
-            ``loss_influence(X, predict(X))``.
+            Classifiers: ``loss_influence(X, predict(X))``.
         """
         check_is_fitted(self)
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
-        y_pred = self.estimator_.predict(X)
-        return self._score(Xv, self._encode(y_pred, Xv), self._influence_rows)
+        obj = self._objective
+        if obj.targets.classes is None:  # regression: the prediction itself
+            return self._score(Xv, lambda sl: obj.prediction_gradients(Xv[sl]),
+                               self._influence_rows)
+        y_pred = self._encode(self.estimator_.predict(X), Xv)
+        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_pred[sl]),
+                           self._influence_rows)
 
     def self_influence(self):
         """I_up,loss(z_j, z_j) for every training row j.
@@ -317,7 +330,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
         removal_rows = self._influence_rows * scale[:, None]
-        return self._score(Xv, self._encode(y, Xv), removal_rows)
+        obj = self._objective
+        y_enc = self._encode(y, Xv)
+        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl]),
+                           removal_rows)
 
     # -- delegation ---------------------------------------------------------------
     @available_if(_estimator_has("predict"))
@@ -388,13 +404,16 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         map_batches(batch, out, batch_size=self.batch_size, n_jobs=1)
         return out
 
-    def _score(self, Xv, y_index, train_factor):
-        """∇θL(z_test, θ̂)ᵀ · train_factor[j] for every test row and training row j."""
-        obj = self._objective
+    def _score(self, Xv, test_gradients, train_factor):
+        """test_gradients(rows)ᵀ · train_factor[j] for every test row and training row j.
+
+        ``test_gradients(sl)`` gives the θ-gradients of the scored quantity (a test
+        loss, or a prediction) for the test rows ``sl``.
+        """
         out = np.empty((Xv.shape[0], train_factor.shape[0]))
 
         def batch(sl, dest):
-            G_test = obj.test_gradients(Xv[sl], y_index[sl])
+            G_test = test_gradients(sl)
             if sp.issparse(G_test):
                 block = np.asarray(G_test @ train_factor.T)
             else:
