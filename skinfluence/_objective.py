@@ -58,6 +58,14 @@ class LinearObjective:
         None); used with ``weight_jacobian``.
     fixed : ndarray of bool of shape (p,) or None
         Parameters held at a bound (e.g. ``positive=True`` coefficients at zero).
+    train_dz : ndarray of shape (n, k) or None
+        dL/dz at the training rows, when the family knows it better than ``loss``
+        does: for the hinge, the subgradient read off the SVM's dual coefficients at
+        the optimum (``loss`` is then its smooth stand-in, used for the Hessian and
+        for test points).
+    pinned : ndarray of bool of shape (n, k) or None
+        (row, output) pairs whose decision value is held fixed under a small
+        re-weighting: an exact hinge's support vectors on the margin (m = 1).
     """
 
     def __init__(
@@ -77,6 +85,8 @@ class LinearObjective:
         groups=None,
         weighted_mask=None,
         fixed=None,
+        train_dz=None,
+        pinned=None,
     ):
         self.loss = loss
         self.coef = np.asarray(coef, dtype=np.float64)
@@ -97,6 +107,8 @@ class LinearObjective:
         self.weight_jacobian = weight_jacobian
         self.groups = groups
         self.weighted_mask = weighted_mask
+        self.train_dz = train_dz
+        self.pinned = pinned
         self.n_outputs, self.n_features = k, d
         self.n_params = k * d + (k if self.fit_intercept else 0)
         # An L1 coefficient sitting at exactly zero stays there under a small
@@ -126,27 +138,37 @@ class LinearObjective:
             idx = np.hstack([idx, (k * d + np.arange(k))[:, None]])
         return idx
 
-    def null_space(self):
-        """Directions along which R is exactly flat, as orthonormal columns (p_free, m).
+    def fixed_directions(self):
+        """Directions (p_free, m) that influences are kept orthogonal to.
 
-        With a shift-invariant loss (softmax), adding the same constant to every output
-        changes nothing: for the intercepts always, for the coefficients of a feature
-        when they carry no quadratic penalty. Fitted solutions have no component along
-        these directions, so influences are computed orthogonally to them.
+        Flat directions: with a shift-invariant loss (softmax), adding the same constant
+        to every output changes nothing — for the intercepts always, for the
+        coefficients of a feature when they carry no quadratic penalty; fitted
+        solutions have no component along them. Pinned directions: ∂z_ik/∂θ for the
+        (row, output) pairs held on the margin (``pinned``).
         """
-        if not self.loss.shift_invariant or self.n_outputs < 2:
-            return np.zeros((int(self.free.sum()), 0))
-        idx = self.param_index()
         cols = []
-        for f in range(idx.shape[1]):
-            members = idx[:, f]
-            if np.all(self.free[members]) and np.all(self.quad_penalty[members] == 0):
-                v = np.zeros(self.n_params)
-                v[members] = 1.0 / np.sqrt(len(members))
-                cols.append(v[self.free])
+        if self.loss.shift_invariant and self.n_outputs > 1:
+            idx = self.param_index()
+            for f in range(idx.shape[1]):
+                members = idx[:, f]
+                if np.all(self.free[members]) and np.all(
+                    self.quad_penalty[members] == 0
+                ):
+                    v = np.zeros(self.n_params)
+                    v[members] = 1.0
+                    cols.append(v[self.free][:, None])
+        if self.pinned is not None:
+            for k in range(self.n_outputs):
+                rows = np.flatnonzero(self.pinned[:, k])
+                if rows.size:
+                    onehot = np.zeros((rows.size, self.n_outputs))
+                    onehot[:, k] = 1.0
+                    G = self.row_gradients(self.X[rows], onehot)
+                    cols.append(np.asarray(G.toarray() if sp.issparse(G) else G).T)
         if not cols:
             return np.zeros((int(self.free.sum()), 0))
-        return np.column_stack(cols)
+        return np.hstack(cols)
 
     # -- decision values and loss derivatives ---------------------------------------
     def decision(self, X):
@@ -180,6 +202,12 @@ class LinearObjective:
         _, dZ = self.loss.value_grad(self.decision(X), y)
         return self.row_gradients(X, dZ)
 
+    def training_dz(self):
+        """dL/dz at the training rows (``train_dz`` when given)."""
+        if self.train_dz is not None:
+            return self.train_dz
+        return self.loss.value_grad(self.decision(self.X), self.y)[1]
+
     def prediction_gradients(self, X):
         """∇θ of the mean decision value (1/k) Σ_k z_k of each row."""
         k = self.n_outputs
@@ -197,7 +225,7 @@ class LinearObjective:
         class weights depend on the sample weights ("balanced"):
         ``Σ_g ∂c_g/∂s_j · Σ_{i∈g} s_i ∇θ(class-weighted part of L(z_i))``.
         """
-        _, dZ = self.loss.value_grad(self.decision(self.X), self.y)
+        dZ = self.training_dz()
         rows = self.row_gradients(self.X, dZ * self.class_weight)
         offsets = None
         if self.weight_jacobian is not None:
@@ -215,7 +243,7 @@ class LinearObjective:
 
     def gradient(self):
         """∇R(θ̂) on the free parameters (zero at an exact optimum)."""
-        _, dZ = self.loss.value_grad(self.decision(self.X), self.y)
+        dZ = self.training_dz()
         n = self.X.shape[0]
         weighted = self.row_gradients(self.X, dZ * self.row_weight)
         g = np.asarray(weighted.sum(axis=0)).ravel() / n

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._hessian import CholeskySolver
 from ._parallel import map_batches
-from .models import objective_builder, unwrap
+from .models import binary_only, objective_builder, unwrap
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
 OPTIMALITY_WARN = 1e-3
@@ -61,10 +61,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     damping : float, default=0.0
         λ ≥ 0 added to the Hessian, ``H + λI``, to keep it invertible (unpenalised
         models on separable data). Biases the influences towards zero.
-    smoothing : float, default=1e-3
-        Temperature t > 0 of the smooth hinge t·log(1 + exp((1 − m)/t)) that stands
+    smoothing : float or "auto", default="auto"
+        Temperature t ≥ 0 of the smooth hinge t·log(1 + exp((1 − m)/t)) that stands
         in for the non-differentiable hinge loss (SVMs, ``SGDClassifier(loss="hinge")``)
-        in the Hessian and the test loss. Unused by smooth losses.
+        in the Hessian and the test loss. ``0`` is the exact hinge: for SVMs, whose
+        dual coefficients give the hinge's subgradient at the optimum, it yields the
+        exact derivative n·∂θ̂/∂s_j (support vectors on the margin stay on it);
+        t > 0 is the paper's smoothing, which spreads curvature over rows within ~t of
+        the margin. "auto": 0 for SVMs, 1e-3 where no dual coefficients exist
+        (SGDClassifier). Unused by smooth losses.
     n_jobs : int, default=None
         Number of joblib workers scoring batches of test rows. ``None`` means 1 unless
         in a ``joblib.parallel_backend`` context; ``-1`` uses all processors. Results
@@ -131,13 +136,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "damping": [Interval(Real, 0, None, closed="left")],
-        "smoothing": [Interval(Real, 0, None, closed="neither")],
+        "smoothing": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "n_jobs": [Integral, None],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, *, damping=0.0, smoothing=1e-3, n_jobs=None,
+    def __init__(self, estimator, *, damping=0.0, smoothing="auto", n_jobs=None,
                  batch_size="auto", verbose=0):
         self.estimator = estimator
         self.damping = damping
@@ -171,7 +176,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             multi_output=is_regressor(unwrap(self.estimator)),
         )
         sw = _check_sample_weight(sample_weight, Xv.shape[0])
-        _check_target_supported(self.estimator, yv)
+        _check_target_supported(self, yv)
 
         self.estimator_ = clone(self.estimator)
         fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
@@ -185,9 +190,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._objective = objective
         self.params_ = objective.params
         self.hessian_ = objective.hessian()
-        self.hessian_solver_ = CholeskySolver(
-            self.hessian_, objective.null_space(), self.damping
-        )
+        try:
+            self.hessian_solver_ = CholeskySolver(
+                self.hessian_, objective.fixed_directions(), self.damping
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (training data: n_samples={Xv.shape[0]}, "
+                f"n_params={len(self.params_)})"
+            ) from None
         # I_up,params of every training row, solved once: every score is then a
         # product with it (one numpy GEMM, no solver in the scoring loop).
         self._influence_rows = self._solve_train_rows(*objective.train_gradients())
@@ -204,8 +215,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "estimator more tightly (smaller tol, larger max_iter, or "
                 "solver='newton-cholesky')."
                 + ("" if np.any(objective.quad_penalty + objective.l1_penalty > 0) else
-                   " Without a penalty (C=np.inf) on separable data no optimum "
-                   "exists: use a finite C, or set damping > 0."),
+                   " Without a penalty (C=np.inf, alpha=0) on separable data no "
+                   "optimum exists: use a penalty, or set damping > 0."),
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -378,6 +389,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         inner = get_tags(unwrap(self.estimator))
         tags.estimator_type = inner.estimator_type
         tags.classifier_tags = inner.classifier_tags
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_label = False  # one label per row
+            if binary_only(self.estimator):
+                tags.classifier_tags.multi_class = False
+        # several outputs: regressors that support them (classifiers take 1-D y)
+        tags.target_tags.multi_output = (
+            inner.target_tags.multi_output and inner.regressor_tags is not None
+        )
         tags.regressor_tags = inner.regressor_tags
         tags.target_tags.required = True
         tags.input_tags.sparse = True
@@ -446,9 +465,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return np.where(rows < 0, rows + n, rows)
 
 
-def _check_target_supported(estimator, y):
-    """Honour the wrapped classifier's own ``multi_class`` tag before fitting."""
-    tags = get_tags(unwrap(estimator)).classifier_tags
+def _check_target_supported(explainer, y):
+    """Honour the ``multi_class`` tag (the wrapped classifier's and ours) before fit."""
+    estimator = explainer.estimator
+    tags = get_tags(explainer).classifier_tags
     if tags is None:
         return
     classes = np.unique(y)
@@ -463,8 +483,9 @@ def _check_target_supported(estimator, y):
     if y_type != "binary":
         raise ValueError(
             "Only binary classification is supported. The type of the target is "
-            f"{y_type}, and {unwrap(estimator)!r} fits two classes only (liblinear: "
-            "use another solver for multinomial logistic regression)."
+            f"{y_type}, and {unwrap(estimator)!r} is explained for two classes only "
+            "(LogisticRegression: use a solver other than liblinear; SVC: use "
+            "LinearSVC, which is one-vs-rest)."
         )
 
 

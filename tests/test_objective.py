@@ -128,7 +128,7 @@ def test_hessian_symmetric_positive_semidefinite(kind, params, binary_data,
     eig = np.linalg.eigvalsh(H)
     assert eig.min() > -1e-12 * eig.max()
     # softmax with an intercept: exactly one flat direction, the intercept shift
-    null = explainer._objective.null_space()
+    null = explainer._objective.fixed_directions()
     if kind == "multi" and params.get("fit_intercept", True):
         assert null.shape[1] == 1
         np.testing.assert_allclose(H @ null, 0, atol=1e-12)

@@ -5,7 +5,9 @@ A family module exposes ``SUPPORTED``, a mapping from estimator class to a build
 (``y`` as validated from the user; ``options`` are explainer settings such as
 ``smoothing``, which builders that do not use them accept and ignore). Adding a
 family means adding a module and listing it in ``_FAMILIES``; the explainer is
-untouched.
+untouched. Optional: ``BINARY_ONLY``, classes explained for two classes only;
+``validate(estimator)``, raising TypeError before fitting for settings the family
+cannot model.
 """
 
 from sklearn.frozen import FrozenEstimator
@@ -28,6 +30,13 @@ def supported_estimators():
     return sorted(cls.__name__ for fam in _FAMILIES for cls in fam.SUPPORTED)
 
 
+def binary_only(estimator):
+    """Whether skinfluence explains ``estimator`` for two classes only."""
+    est = unwrap(estimator)
+    return any(isinstance(est, cls) for fam in _FAMILIES
+               for cls in getattr(fam, "BINARY_ONLY", ()))
+
+
 def unwrap(estimator):
     """The model whose objective is explained (a FrozenEstimator is looked through)."""
     while isinstance(estimator, FrozenEstimator):
@@ -43,6 +52,8 @@ def objective_builder(estimator):
     for cls in type(est).__mro__:
         for fam in _FAMILIES:
             if cls in fam.SUPPORTED:
+                if hasattr(fam, "validate"):
+                    fam.validate(est)  # settings the family cannot model: fail early
                 return fam.SUPPORTED[cls]
     raise TypeError(
         f"InfluenceExplainer does not support {type(est).__name__}: influence "

@@ -111,6 +111,26 @@ class SmoothHingeLoss(MarginLoss):
         return -self.t * log_expit(-u), -s, s * (1.0 - s) / self.t
 
 
+class HingeLoss(MarginLoss):
+    """φ(m) = max(0, 1 − m): φ' = −[m < 1], φ'' = 0 (the exact hinge, t = 0).
+
+    Its curvature lives on the margin; families pin the rows there (``pinned``).
+    """
+
+    def phi(self, m):
+        inside = m < 1.0
+        return np.maximum(0.0, 1.0 - m), -1.0 * inside, np.zeros_like(m)
+
+
+def hinge_loss(smoothing, auto):
+    """The hinge at temperature t: smooth for t > 0, exact for t = 0.
+
+    ``smoothing="auto"`` takes the family's default ``auto``.
+    """
+    t = auto if smoothing == "auto" else smoothing
+    return SmoothHingeLoss(t) if t > 0 else HingeLoss()
+
+
 class ModifiedHuberLoss(MarginLoss):
     """φ(m) = max(0, 1 − m)² for m ≥ −1, −4m otherwise (once differentiable)."""
 
