@@ -246,10 +246,18 @@ def test_unsupported_estimator_lists_supported(binary_data, estimator, message):
         InfluenceExplainer(estimator).fit(X, y)
 
 
-def test_logistic_regression_cv_refused(binary_data):
-    X, y, *_ = binary_data
-    with pytest.raises(TypeError, match="LogisticRegressionCV is not supported"):
-        InfluenceExplainer(LogisticRegressionCV()).fit(X, y)
+def test_logistic_regression_cv_explains_refit_at_selected_c(multiclass_data):
+    X, y, Xt, yt = multiclass_data
+    cv = LogisticRegressionCV(Cs=[0.05, 0.5, 5.0], cv=3, solver="newton-cholesky",
+                              tol=1e-12, max_iter=1000)
+    explainer = InfluenceExplainer(cv).fit(X, y)
+    C = explainer.estimator_.C_[0]
+    ref = InfluenceExplainer(tight(C=C)).fit(X, y)
+    np.testing.assert_allclose(explainer.params_, ref.params_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(explainer.loss_influence(Xt, yt),
+                               ref.loss_influence(Xt, yt), rtol=1e-6, atol=1e-9)
+    with pytest.raises(TypeError, match="refit=False"):
+        InfluenceExplainer(LogisticRegressionCV(refit=False)).fit(X, y)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -1,6 +1,6 @@
 """scikit-learn's own estimator checks, run on the explainer."""
 
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import InfluenceExplainer
@@ -25,6 +25,7 @@ def _expected_failed_checks(estimator):
     [
         InfluenceExplainer(LogisticRegression()),
         InfluenceExplainer(LogisticRegression(solver="liblinear")),
+        InfluenceExplainer(LogisticRegressionCV(Cs=2, cv=2)),
     ],
     expected_failed_checks=_expected_failed_checks,
 )

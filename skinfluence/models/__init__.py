@@ -11,18 +11,10 @@ cannot model.
 """
 
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegressionCV
 
 from . import logistic, ridge, sgd, svm
 
 _FAMILIES = (logistic, svm, ridge, sgd)
-
-# Subclasses of supported estimators whose objective differs (they get their own
-# treatment in a later family module); listed so they are refused, not misread.
-_NOT_YET = {
-    LogisticRegressionCV: "LogisticRegressionCV is not supported yet; wrap "
-    "LogisticRegression(C=cv.C_[0], ...) fitted with the selected C instead",
-}
 
 
 def supported_estimators():
@@ -47,8 +39,6 @@ def unwrap(estimator):
 def objective_builder(estimator):
     """The builder of ``estimator``'s family; TypeError naming what is supported."""
     est = unwrap(estimator)
-    if type(est) in _NOT_YET:
-        raise TypeError(_NOT_YET[type(est)])
     for cls in type(est).__mro__:
         for fam in _FAMILIES:
             if cls in fam.SUPPORTED:

@@ -6,7 +6,8 @@ Objective minimised by scikit-learn (all solvers but liblinear)::
 
 with ``z_i = W x_i + b``. liblinear appends a constant column of value
 ``intercept_scaling`` and penalises its weight ``b / intercept_scaling`` like the others.
-skinfluence uses ``R = F / (C n)``.
+skinfluence uses ``R = F / (C n)``. ``LogisticRegressionCV`` (refit=True) is explained
+as the LogisticRegression refit at the selected ``C_`` (and ``l1_ratio_``).
 
 Losses in decision space ``z`` (see ``_losses.py``): binary (``coef_`` of shape (1, d),
 class 1 = ``classes_[1]``) ℓ = log(1 + e^z) − y z; multinomial (K classes, softmax over
@@ -14,7 +15,7 @@ all K) ℓ = logsumexp(z) − z_y.
 """
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
 from .._objective import LinearObjective
 from ._class_weight import class_weight_recipe
@@ -22,20 +23,31 @@ from ._losses import BinomialLoss, MultinomialLoss
 from ._targets import ClassLabels
 
 
-def _penalty_mix(est):
+def _penalty_mix(penalty, l1_ratio, C):
     """(L2 strength 1 − r, L1 strength r) of the penalty term, None if unpenalised."""
-    penalty = getattr(est, "penalty", "deprecated")
-    if penalty is None or (penalty == "deprecated" and est.C == np.inf):
+    if penalty is None or (penalty == "deprecated" and C == np.inf):
         return None
     if penalty == "deprecated":
-        r = 0.0 if est.l1_ratio is None else float(est.l1_ratio)
+        r = 0.0 if l1_ratio is None else float(l1_ratio)
     else:
-        r = {"l2": 0.0, "l1": 1.0, "elasticnet": est.l1_ratio}[penalty]
+        r = {"l2": 0.0, "l1": 1.0, "elasticnet": l1_ratio}[penalty]
     return 1.0 - r, r
 
 
 def logistic_objective(est, X, y, sample_weight, **options):
     """R(θ) = F/(C n) of a fitted LogisticRegression on (X, y, sample_weight)."""
+    penalty = getattr(est, "penalty", "deprecated")
+    return _objective(est, X, y, sample_weight, est.C, penalty, est.l1_ratio)
+
+
+def logistic_cv_objective(est, X, y, sample_weight, **options):
+    """LogisticRegressionCV: the final refit's objective, at the selected ``C_``."""
+    l1_ratio = None if est.l1_ratio_ is None else est.l1_ratio_[0]
+    penalty = getattr(est, "penalty", "deprecated")
+    return _objective(est, X, y, sample_weight, est.C_[0], penalty, l1_ratio)
+
+
+def _objective(est, X, y, sample_weight, C, penalty, l1_ratio):
     targets = ClassLabels(est.classes_)
     y_index = targets.encode(y, X.shape[0])
     classes = est.classes_
@@ -50,10 +62,10 @@ def logistic_objective(est, X, y, sample_weight, **options):
     )
     p = k * d + (k if est.fit_intercept else 0)
     quad, l1 = np.zeros(p), np.zeros(p)
-    mix = _penalty_mix(est)
+    mix = _penalty_mix(penalty, l1_ratio, C)
     if mix is not None:
         l2_strength, l1_strength = mix
-        scale = 1.0 / (est.C * n)  # R = F / (C n)
+        scale = 1.0 / (C * n)  # R = F / (C n)
         quad[: k * d] = l2_strength * scale
         l1[: k * d] = l1_strength * scale
         if est.solver == "liblinear" and est.fit_intercept:
@@ -76,4 +88,16 @@ def logistic_objective(est, X, y, sample_weight, **options):
     )
 
 
-SUPPORTED = {LogisticRegression: logistic_objective}
+def validate(est):
+    """LogisticRegressionCV(refit=False) averages the folds' models: no optimum."""
+    if isinstance(est, LogisticRegressionCV) and not est.refit:
+        raise TypeError(
+            "LogisticRegressionCV(refit=False) averages the coefficients of the "
+            "cross-validation folds, which minimise no single objective; use "
+            "refit=True (the default) to explain the model refit at the selected C_."
+        )
+
+
+# LogisticRegressionCV subclasses LogisticRegression: its entry comes first in the MRO.
+SUPPORTED = {LogisticRegressionCV: logistic_cv_objective,
+             LogisticRegression: logistic_objective}
