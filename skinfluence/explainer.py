@@ -20,7 +20,8 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._hessian import CholeskySolver
-from ._parallel import map_batches
+from ._parallel import BATCH_BYTES, map_batches
+from ._removal import loss_change, newton_steps
 from .models import binary_only, objective_builder, unwrap
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
@@ -319,10 +320,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return self._map(batch, out)
 
-    def leave_one_out(self, X, y):
+    def leave_one_out(self, X, y, method="influence"):
         """Predicted change of each test loss when training row j is removed.
-
-        First-order (influence-function) estimate ``−(s_j / n) · I_up,loss[t, j]``.
 
         Parameters
         ----------
@@ -330,6 +329,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Test inputs.
         y : array-like of shape (n_test,)
             Test labels.
+        method : {"influence", "newton"}, default="influence"
+            - "influence": the first-order estimate ``−(s_j / n) · I_up,loss[t, j]``
+              (Koh & Liang). It shrinks the effect of high-leverage rows by about
+              (1 − leverage).
+            - "newton": one Newton step from θ̂ on the objective without row j (a
+              rank-k downdate of the factorised Hessian, no refit), with the test
+              loss evaluated at the resulting parameters, not linearised. Exact for
+              least squares. See :meth:`leverages`.
 
         Returns
         -------
@@ -337,14 +344,50 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Predicted ``L(z_test, θ̂_{−j}) − L(z_test, θ̂)``.
         """
         check_is_fitted(self)
+        if method not in ("influence", "newton"):
+            raise ValueError(
+                f"method must be 'influence' or 'newton'; got {method!r}."
+            )
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        obj = self._objective
+        y_enc = self._encode(y, Xv)
+        if method == "newton":
+            steps, _ = newton_steps(obj, self.hessian_solver_)
+            out = np.empty((Xv.shape[0], steps.shape[0]))
+
+            def batch(sl, dest):
+                block = loss_change(obj, Xv[sl], y_enc[sl], steps)
+                if dest is None:
+                    return block
+                dest[...] = block
+
+            # a batch holds (rows, n_train, n_outputs) shifted decision values
+            rows = max(1, BATCH_BYTES // (24 * steps.shape[0] * obj.n_outputs))
+            return map_batches(
+                batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
+                batch_size=rows if self.batch_size == "auto" else self.batch_size,
+            )
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
         removal_rows = self._influence_rows * scale[:, None]
-        obj = self._objective
-        y_enc = self._encode(y, Xv)
         return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl]),
                            removal_rows)
+
+    def leverages(self):
+        """Leverage of every training row: how much the fit bends towards it.
+
+        For one output, ``(s_j c_j / n) · L''(z_j) · x̃_jᵀ H⁻¹ x̃_j`` with x̃ = [x, 1]
+        (the diagonal of the hat matrix for least squares); with several outputs,
+        the trace of the k × k leverage matrix. Removing row j moves θ̂ by about
+        ``1 / (1 − leverage)`` times the first-order influence estimate.
+
+        Returns
+        -------
+        leverages : ndarray of shape (n_train,)
+        """
+        check_is_fitted(self)
+        _, M = newton_steps(self._objective, self.hessian_solver_)
+        return np.trace(M, axis1=1, axis2=2)
 
     # -- delegation ---------------------------------------------------------------
     @available_if(_estimator_has("predict"))
