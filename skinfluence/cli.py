@@ -41,7 +41,10 @@ def _demo(args):
     test_loss = -np.log(proba[np.arange(len(y_te)), col])
     picked = np.argsort(test_loss)[::-1][: args.n_test]
     influence = explainer.loss_influence(X_te[picked], y_te[picked])
-    predicted = explainer.leave_one_out(X_te[picked], y_te[picked])
+    predicted = {
+        method: explainer.leave_one_out(X_te[picked], y_te[picked], method=method)
+        for method in ("influence", "newton")
+    }
 
     checked = set()
     for row, t in enumerate(picked):
@@ -69,17 +72,18 @@ def _demo(args):
         refit = clone(model).fit(X_tr[mask], y_tr[mask])
         p = refit.predict_proba(X_te[picked])[np.arange(len(picked)), col[picked]]
         actual[:, c] = -np.log(p) - test_loss[picked]
-    pred = predicted[:, checked]
-    r = np.corrcoef(pred.ravel(), actual.ravel())[0, 1]
-    slope = np.dot(pred.ravel(), actual.ravel()) / np.dot(pred.ravel(), pred.ravel())
     print(
         f"Leave-one-out check: {len(checked)} training images (the top {args.check} "
-        f"helpful and harmful per test image) removed and the model refit."
+        f"helpful and harmful per test image) removed and the model refit; "
+        f"predicted vs actual change of the test loss over {actual.size} pairs:"
     )
-    print(
-        f"  Pearson r(predicted, actual change of test loss) = {r:.4f} over "
-        f"{pred.size} pairs; least-squares slope actual/predicted = {slope:.2f}"
-    )
+    for method, label in (("influence", "first-order influence (Koh & Liang)"),
+                          ("newton", "one Newton step (method='newton')")):
+        pred = predicted[method][:, checked].ravel()
+        r = np.corrcoef(pred, actual.ravel())[0, 1]
+        slope = np.dot(pred, actual.ravel()) / np.dot(pred, pred)
+        print(f"  {label:38s} Pearson r = {r:.4f}, slope actual/predicted = "
+              f"{slope:.2f}")
     print(f"Done in {time.perf_counter() - start:.1f} s.")
     return 0
 

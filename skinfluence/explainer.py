@@ -57,8 +57,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : estimator object
-        A supported linear model (``LogisticRegression``), unfitted, or fitted and
-        wrapped in ``sklearn.frozen.FrozenEstimator`` to explain it as is.
+        A supported linear model (see :func:`skinfluence.supported_estimators`:
+        LogisticRegression(CV), LinearSVC, SVC(kernel="linear"), Ridge,
+        RidgeClassifier, LinearRegression, SGDClassifier, SGDRegressor), unfitted, or
+        fitted and wrapped in ``sklearn.frozen.FrozenEstimator`` to explain it as is.
     damping : float, default=0.0
         λ ≥ 0 added to the Hessian, ``H + λI``, to keep it invertible (unpenalised
         models on separable data). Biases the influences towards zero.
