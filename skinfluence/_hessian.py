@@ -77,8 +77,10 @@ class CholeskySolver:
             # derivative is undefined; hold them fixed rather than divide by zero.
             warnings.warn(
                 f"The training objective has no curvature along parameter(s) "
-                f"{flat.tolist()} (e.g. the unpenalised intercept of an exact hinge "
-                "with no support vector on the margin): their influence is undefined "
+                f"{flat.tolist()} (an unpenalised parameter that no training row's "
+                "loss bends: e.g. the intercept of an exact hinge with no support "
+                "vector on the margin, or an output whose rows all sit beyond a "
+                "once-differentiable loss's flat part): their influence is undefined "
                 "and is set to zero. Use smoothing > 0 or damping > 0 for a smooth "
                 "answer.",
                 SingularHessianWarning,
@@ -98,8 +100,9 @@ class CholeskySolver:
                 f"The Hessian of the training objective is nearly singular "
                 f"(condition number ≈ {self.condition_number_:.2e}); influence "
                 "scores may be dominated by round-off. Set "
-                "InfluenceExplainer(damping=...) to a small positive value or use a "
-                "stronger penalty (smaller C).",
+                "InfluenceExplainer(damping=...) to a small positive value, use a "
+                "stronger penalty (smaller C, larger alpha), or, for a smoothed "
+                "hinge, a larger smoothing.",
                 SingularHessianWarning,
                 stacklevel=3,
             )

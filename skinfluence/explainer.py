@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._hessian import CholeskySolver
 from ._parallel import BATCH_BYTES, map_batches
 from ._removal import loss_change, newton_steps
-from .models import binary_only, objective_builder, unwrap
+from .models import binary_only, convergence_hint, objective_builder, unwrap
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
 OPTIMALITY_WARN = 1e-3
@@ -214,9 +214,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"The fitted {type(model).__name__} is not at an optimum of its "
                 f"training objective (relative Newton step {self.optimality_:.1e}). "
                 "Influences are computed at the given parameters (a Newton step, as "
-                "in Koh & Liang's appendix B) and may disagree with refits: fit the "
-                "estimator more tightly (smaller tol, larger max_iter, or "
-                "solver='newton-cholesky')."
+                "in Koh & Liang's appendix B) and may disagree with refits: "
+                f"{convergence_hint(self.estimator)}."
                 + ("" if np.any(objective.quad_penalty + objective.l1_penalty > 0) else
                    " Without a penalty (C=np.inf, alpha=0) on separable data no "
                    "optimum exists: use a penalty, or set damping > 0."),

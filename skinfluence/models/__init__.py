@@ -7,7 +7,8 @@ A family module exposes ``SUPPORTED``, a mapping from estimator class to a build
 family means adding a module and listing it in ``_FAMILIES``; the explainer is
 untouched. Optional: ``BINARY_ONLY``, classes explained for two classes only;
 ``validate(estimator)``, raising TypeError before fitting for settings the family
-cannot model.
+cannot model; ``CONVERGENCE_HINT``, what to tell users whose model is not at an
+optimum.
 """
 
 from sklearn.frozen import FrozenEstimator
@@ -27,6 +28,22 @@ def binary_only(estimator):
     est = unwrap(estimator)
     return any(isinstance(est, cls) for fam in _FAMILIES
                for cls in getattr(fam, "BINARY_ONLY", ()))
+
+
+_DEFAULT_HINT = (
+    "fit the estimator more tightly (smaller tol, larger max_iter, or "
+    "solver='newton-cholesky')"
+)
+
+
+def convergence_hint(estimator):
+    """What to do when the fitted model is not at an optimum of its objective."""
+    est = unwrap(estimator)
+    for fam in _FAMILIES:
+        for cls, hint in getattr(fam, "CONVERGENCE_HINT", {}).items():
+            if isinstance(est, cls):
+                return hint
+    return _DEFAULT_HINT
 
 
 def unwrap(estimator):
