@@ -12,7 +12,16 @@ M_j is the row's leverage (a k × k matrix; a scalar for one output): the first-
 influence ``−(s_j/n)·I_up,params`` is the same step with M_j = 0, which is why it
 underestimates removals of high-leverage rows. For a quadratic loss (least squares)
 the step is the exact refit (Pregibon 1981; Cook's distance).
+
+The exact hinge (``smoothing=0``) has no curvature, but holds its support vectors on
+the margin (pinned directions a_i = ∂z_i/∂θ, solved on their complement: S =
+Z (ZᵀHZ)⁻¹ Zᵀ). Removing such a row releases its pin; with u the direction dual to
+it (orthogonal to every other pin, u ∝ A (AᵀA)⁻¹ e_i), the released inverse is the
+rank-one update ``S + v vᵀ / (vᵀ H v)``, v = (I − S H) u. Rows outside the margin
+have Δθ_j = 0, like the refit.
 """
+
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,12 +37,6 @@ def _check_supported(objective):
             "(class_weight='balanced') is not supported yet: removing a row shifts "
             "every class weight. Use method='influence', or explicit class weights."
         )
-    if objective.pinned is not None and objective.pinned.any():
-        raise NotImplementedError(
-            "method='newton' with the exact hinge (smoothing=0) is not supported yet: "
-            "removing a support vector on the margin releases its constraint. Use "
-            "smoothing > 0 (e.g. 1e-3) for a Newton step on the smooth hinge."
-        )
 
 
 def _output_jacobians(objective, X):
@@ -47,8 +50,12 @@ def _output_jacobians(objective, X):
     return out
 
 
-def newton_steps(objective, solver):
-    """Δθ_j for every training row (n, p_free) and the leverage matrices (n, k, k)."""
+def newton_steps(objective, solver, hessian):
+    """Δθ_j for every training row (n, p_free) and the leverage matrices (n, k, k).
+
+    ``hessian`` is the (damped) Hessian over the free parameters that ``solver``
+    factorised; it is needed to release pinned rows.
+    """
     _check_supported(objective)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     p = int(objective.free.sum())
@@ -66,8 +73,38 @@ def newton_steps(objective, solver):
     w = objective.class_weight * objective.training_dz()
     q = np.linalg.solve(np.eye(k) - M, w[:, :, None])[:, :, 0]  # (I − M_j)⁻¹ w_j
     G = _dense(objective.row_gradients(X, q))  # U_j q_j
-    steps = solver.solve(G.T).T * (objective.sample_weight / n)[:, None]
-    return steps, M
+    steps = solver.solve(G.T).T
+    if objective.pinned is not None and objective.pinned.any():
+        _release_pins(objective, S, hessian, G, steps)
+    return steps * (objective.sample_weight / n)[:, None], M
+
+
+def _release_pins(objective, S, H, G, steps):
+    """Steps of pinned rows with their own pins released (in place)."""
+    rows, outputs = np.nonzero(objective.pinned)
+    k = objective.n_outputs
+    onehot = np.zeros((len(rows), k))
+    onehot[np.arange(len(rows)), outputs] = 1.0
+    A = _dense(objective.row_gradients(objective.X[rows], onehot)).T  # (p, m) pins
+    U = A @ np.linalg.pinv(A.T @ A)  # column i ⟂ every pin but i
+    U /= np.linalg.norm(U, axis=0)
+    V = U - S @ (H @ U)  # v = (I − S H) u
+    curvature = np.einsum("pi,pi->i", V, H @ V)  # vᵀ H v
+    flat = curvature <= 1e-12 * np.abs(np.diag(H)).max()
+    if flat.any():
+        warnings.warn(
+            f"Removing {int(flat.sum())} support vector(s) on the margin leaves the "
+            "hinge objective flat along their direction (e.g. the only support vector "
+            "fixing an unpenalised intercept): one Newton step is undefined there and "
+            "their leave-one-out estimates are NaN. Use smoothing > 0.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    for i, j in enumerate(rows):
+        if flat[i]:
+            steps[j] = np.nan
+        else:
+            steps[j] += V[:, i] * (V[:, i] @ G[j]) / curvature[i]
 
 
 def loss_change(objective, X_test, y_test, steps):

@@ -353,7 +353,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self._objective
         y_enc = self._encode(y, Xv)
         if method == "newton":
-            steps, _ = newton_steps(obj, self.hessian_solver_)
+            steps, _ = newton_steps(obj, self.hessian_solver_, self._damped_hessian())
             out = np.empty((Xv.shape[0], steps.shape[0]))
 
             def batch(sl, dest):
@@ -387,7 +387,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         leverages : ndarray of shape (n_train,)
         """
         check_is_fitted(self)
-        _, M = newton_steps(self._objective, self.hessian_solver_)
+        _, M = newton_steps(self._objective, self.hessian_solver_,
+                            self._damped_hessian())
         return np.trace(M, axis1=1, axis2=2)
 
     # -- delegation ---------------------------------------------------------------
@@ -452,6 +453,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             fn, out, batch_size=self.batch_size, n_jobs=self.n_jobs,
             verbose=self.verbose,
         )
+
+    def _damped_hessian(self):
+        return self.hessian_ + self.damping * np.eye(self.hessian_.shape[0])
 
     def _solve_train_rows(self, rows, offsets):
         """−H⁻¹∇θL(z_j) for every training row j, dense (n_train, n_free)."""
