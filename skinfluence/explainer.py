@@ -271,6 +271,63 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl]),
                            self._influence_rows)
 
+    def most_influential(self, X, y, k=10, kind="harmful"):
+        """The k most influential training rows for each test point, streamed.
+
+        Scores test points in batches (``batch_size``) and keeps only each one's
+        top k, so the full (n_test, n_train) matrix is never held in memory.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            Test inputs.
+        y : array-like of shape (n_test,)
+            Test labels.
+        k : int, default=10
+            Number of training rows per test point (at most n_train).
+        kind : {"harmful", "helpful", "abs"}, default="harmful"
+            "harmful": largest positive loss influence (up-weighting raises the test
+            loss); "helpful": most negative; "abs": largest magnitude.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_test, k)
+            Training row indices, most influential first.
+        scores : ndarray of shape (n_test, k)
+            Their ``loss_influence`` values.
+        """
+        check_is_fitted(self)
+        if kind not in ("harmful", "helpful", "abs"):
+            raise ValueError(
+                f"kind must be 'harmful', 'helpful' or 'abs'; got {kind!r}."
+            )
+        n_train = self._influence_rows.shape[0]
+        if not isinstance(k, Integral) or not 1 <= k <= n_train:
+            raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
+        Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        obj = self._objective
+        y_enc = self._encode(y, Xv)
+        sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
+        out = np.empty((Xv.shape[0], 2, k))  # [indices, scores] per test point
+
+        def batch(sl, dest):
+            G_test = _dense(obj.test_gradients(Xv[sl], y_enc[sl]))
+            scores = G_test @ self._influence_rows.T
+            key = np.abs(scores) if sign is None else sign * scores
+            top = np.argpartition(-key, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(key, top, axis=1), axis=1,
+                               kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
+            block = np.stack([top, np.take_along_axis(scores, top, axis=1)], axis=1)
+            if dest is None:
+                return block
+            dest[...] = block
+
+        rows = max(1, BATCH_BYTES // (8 * n_train))
+        map_batches(batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
+                    batch_size=rows if self.batch_size == "auto" else self.batch_size)
+        return out[:, 0].astype(np.intp), out[:, 1]
+
     def transform(self, X):
         """Influence at the model's own predictions (needs no y).
 

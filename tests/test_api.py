@@ -359,3 +359,20 @@ def test_clone_keeps_parameters():
     cloned = clone(explainer)
     assert cloned.get_params()["estimator__C"] == 3.0
     assert cloned.damping == 0.1 and cloned.batch_size == 10
+
+
+@pytest.mark.parametrize("kind", ["harmful", "helpful", "abs"])
+def test_most_influential_matches_full_matrix(multiclass_data, kind):
+    X, y, Xt, yt = multiclass_data
+    explainer = InfluenceExplainer(tight(), batch_size=4).fit(X, y)
+    full = explainer.loss_influence(Xt, yt)
+    key = {"harmful": full, "helpful": -full, "abs": np.abs(full)}[kind]
+    idx, scores = explainer.most_influential(Xt, yt, k=5, kind=kind)
+    assert idx.shape == scores.shape == (len(yt), 5)
+    np.testing.assert_array_equal(idx, np.argsort(-key, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(scores, np.take_along_axis(full, idx, axis=1),
+                               rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="k must be"):
+        explainer.most_influential(Xt, yt, k=0)
+    with pytest.raises(ValueError, match="kind must be"):
+        explainer.most_influential(Xt, yt, kind="worst")
