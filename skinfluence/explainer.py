@@ -72,7 +72,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         exact derivative n·∂θ̂/∂s_j (support vectors on the margin stay on it);
         t > 0 is the paper's smoothing, which spreads curvature over rows within ~t of
         the margin. "auto": 0 for SVMs, 1e-3 where no dual coefficients exist
-        (SGDClassifier). Unused by smooth losses.
+        (SGDClassifier). Unused by smooth losses. To predict leave-one-out refits of
+        a hinge SVM, ``smoothing=0.01`` with ``leave_one_out(method="newton")``
+        tracked true refits best (benchmarks/fig3_svm_smoothing.py).
     n_jobs : int, default=None
         Number of joblib workers scoring batches of test rows. ``None`` means 1 unless
         in a ``joblib.parallel_backend`` context; ``-1`` uses all processors. Results
