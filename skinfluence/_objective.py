@@ -197,9 +197,12 @@ class LinearObjective:
             G[:, k * self.n_features :] = dZ
         return G if self.free.all() else G[:, self.free]
 
-    def test_gradients(self, X, y):
-        """∇θ L(z_test) of the plain per-sample loss (no sample or class weight)."""
-        _, dZ = self.loss.value_grad(self.decision(X), y)
+    def test_gradients(self, X, y, loss=None):
+        """∇θ L(z_test) of the plain per-sample loss (no sample or class weight).
+
+        ``loss`` replaces the model's own loss on the test side when given.
+        """
+        _, dZ = (loss or self.loss).value_grad(self.decision(X), y)
         return self.row_gradients(X, dZ)
 
     def training_dz(self):

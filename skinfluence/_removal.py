@@ -107,16 +107,17 @@ def _release_pins(objective, S, H, G, steps):
             steps[j] += V[:, i] * (V[:, i] @ G[j]) / curvature[i]
 
 
-def loss_change(objective, X_test, y_test, steps):
+def loss_change(objective, X_test, y_test, steps, loss=None):
     """L(z_t at θ̂ + Δθ_j) − L(z_t at θ̂) for every test row t and step j."""
+    loss = loss or objective.loss
     T, n, k = X_test.shape[0], steps.shape[0], objective.n_outputs
     Z = objective.decision(X_test)
-    base = objective.loss.value_grad(Z, y_test)[0]
+    base = loss.value_grad(Z, y_test)[0]
     shift = np.stack([np.asarray(u @ steps.T) for u in
                       _output_jacobians(objective, X_test)], axis=2)  # (T, n, k)
     shifted = (Z[:, None, :] + shift).reshape(T * n, k)
     y_rep = np.repeat(y_test, n, axis=0)
-    new = objective.loss.value_grad(shifted, y_rep)[0].reshape(T, n)
+    new = loss.value_grad(shifted, y_rep)[0].reshape(T, n)
     return new - base[:, None]
 
 

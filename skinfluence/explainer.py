@@ -23,6 +23,7 @@ from ._hessian import CholeskySolver
 from ._parallel import BATCH_BYTES, map_batches
 from ._removal import loss_change, newton_steps
 from .models import binary_only, convergence_hint, objective_builder, unwrap
+from .models._losses import test_loss as resolve_test_loss
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
 OPTIMALITY_WARN = 1e-3
@@ -249,7 +250,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out[:, free] = self._influence_rows[rows]
         return out
 
-    def loss_influence(self, X, y):
+    def loss_influence(self, X, y, *, test_loss=None):
         """I_up,loss(z_j, z_test) = −∇θL(z_test, θ̂)ᵀ H⁻¹ ∇θL(z_j, θ̂).
 
         Parameters
@@ -258,6 +259,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Test inputs.
         y : array-like of shape (n_test,)
             Test labels (must be among ``classes_``).
+        test_loss : str or object, default=None
+            The loss on the test side: None for the model's own training loss, or
+            "log_loss", "hinge", "squared_hinge" (classifiers), "squared_error"
+            (regressors), "decision" (the decision value itself), or an object with
+            ``value_grad(Z, y) -> (loss, dL/dZ)`` in decision space.
 
         Returns
         -------
@@ -270,10 +276,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
         obj = self._objective
         y_enc = self._encode(y, Xv)
-        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl]),
+        loss = self._test_loss(test_loss)
+        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
                            self._influence_rows)
 
-    def most_influential(self, X, y, k=10, kind="harmful"):
+    def most_influential(self, X, y, k=10, kind="harmful", *, test_loss=None):
         """The k most influential training rows for each test point, streamed.
 
         Scores test points in batches (``batch_size``) and keeps only each one's
@@ -290,6 +297,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         kind : {"harmful", "helpful", "abs"}, default="harmful"
             "harmful": largest positive loss influence (up-weighting raises the test
             loss); "helpful": most negative; "abs": largest magnitude.
+        test_loss : str or object, default=None
+            As in :meth:`loss_influence`.
 
         Returns
         -------
@@ -310,10 +319,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self._objective
         y_enc = self._encode(y, Xv)
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
+        loss = self._test_loss(test_loss)
         out = np.empty((Xv.shape[0], 2, k))  # [indices, scores] per test point
 
         def batch(sl, dest):
-            G_test = _dense(obj.test_gradients(Xv[sl], y_enc[sl]))
+            G_test = _dense(obj.test_gradients(Xv[sl], y_enc[sl], loss))
             scores = G_test @ self._influence_rows.T
             key = np.abs(scores) if sign is None else sign * scores
             top = np.argpartition(-key, k - 1, axis=1)[:, :k]
@@ -380,7 +390,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return self._map(batch, out)
 
-    def leave_one_out(self, X, y, method="influence"):
+    def leave_one_out(self, X, y, method="influence", *, test_loss=None):
         """Predicted change of each test loss when training row j is removed.
 
         Parameters
@@ -397,6 +407,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
               rank-k downdate of the factorised Hessian, no refit), with the test
               loss evaluated at the resulting parameters, not linearised. Exact for
               least squares. See :meth:`leverages`.
+        test_loss : str or object, default=None
+            As in :meth:`loss_influence`.
 
         Returns
         -------
@@ -411,12 +423,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
         obj = self._objective
         y_enc = self._encode(y, Xv)
+        loss = self._test_loss(test_loss)
         if method == "newton":
             steps, _ = newton_steps(obj, self.hessian_solver_, self._damped_hessian())
             out = np.empty((Xv.shape[0], steps.shape[0]))
 
             def batch(sl, dest):
-                block = loss_change(obj, Xv[sl], y_enc[sl], steps)
+                block = loss_change(obj, Xv[sl], y_enc[sl], steps, loss)
                 if dest is None:
                     return block
                 dest[...] = block
@@ -430,7 +443,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
         removal_rows = self._influence_rows * scale[:, None]
-        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl]),
+        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
                            removal_rows)
 
     def leverages(self):
@@ -512,6 +525,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             fn, out, batch_size=self.batch_size, n_jobs=self.n_jobs,
             verbose=self.verbose,
         )
+
+    def _test_loss(self, test_loss):
+        return None if test_loss is None else resolve_test_loss(test_loss,
+                                                                self._objective)
 
     def _damped_hessian(self):
         return self.hessian_ + self.damping * np.eye(self.hessian_.shape[0])

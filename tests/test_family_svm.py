@@ -276,3 +276,32 @@ _SHAPE_REASON = (
 )
 def test_sklearn_compatible_svm(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("test_loss", ["log_loss", "decision", "squared_hinge"])
+def test_other_test_losses_match_refits(test_loss):
+    """loss_influence with a user-chosen test loss on the SVM's decision values."""
+    from scipy.special import log_expit
+
+    explainer, estimator, X, y, Xt, yt, sw, _ = _case("lsvc-sqhinge")
+    ysign = np.where(yt == 1, 1.0, -1.0)
+
+    def functional(model):
+        z = model.decision_function(Xt)
+        if test_loss == "log_loss":
+            return -log_expit(ysign * z)
+        if test_loss == "decision":
+            return z
+        return np.maximum(0.0, 1.0 - ysign * z) ** 2
+
+    rows = _rows(explainer, X, y)[:6]
+    predicted = explainer.loss_influence(Xt, yt, test_loss=test_loss)[:, rows].T
+    expected = np.array([refit_derivative(estimator, X, y, sw, j, functional)
+                         for j in rows])
+    assert np.abs(predicted - expected).max() / np.abs(expected).max() < 1e-4
+
+
+def test_unknown_test_loss_lists_choices():
+    explainer, *_, Xt, yt, _, _ = _case("lsvc-sqhinge")
+    with pytest.raises(ValueError, match="squared_error.*not available.*log_loss"):
+        explainer.loss_influence(Xt, yt, test_loss="squared_error")

@@ -160,3 +160,52 @@ class SquaredErrorLoss:
         H = np.zeros((n, k, k))
         H[:, np.arange(k), np.arange(k)] = 2.0 * self.scale
         return H
+
+
+class DecisionValue:
+    """"Loss" = the decision value itself (mean over outputs): prediction influence."""
+
+    shift_invariant = False
+    separable = True
+
+    def value_grad(self, Z, y):
+        k = Z.shape[1]
+        return Z.mean(axis=1), np.full_like(Z, 1.0 / k)
+
+    def hessian(self, Z, y):
+        return np.zeros(Z.shape + (Z.shape[1],))
+
+
+def test_loss(name, objective):
+    """A test-side loss by name, for ``objective``'s targets and outputs.
+
+    "log_loss" (classifiers: sigmoid of one output, softmax over several), "hinge"
+    (exact), "squared_hinge", "squared_error" (regressors), "decision" (the decision
+    value; the prediction for regressors). Any object with ``value_grad(Z, y)`` in the
+    family's target encoding is used as is.
+    """
+    if not isinstance(name, str):
+        if not hasattr(name, "value_grad"):
+            raise TypeError(
+                "test_loss must be a name or an object with value_grad(Z, y) -> "
+                f"(loss, dL/dz); got {name!r}."
+            )
+        return name
+    classifier = objective.targets.classes is not None
+    k = objective.n_outputs
+    losses = {"decision": DecisionValue}
+    if classifier:
+        losses.update({
+            "log_loss": BinomialLoss if k == 1 else MultinomialLoss,
+            "hinge": HingeLoss,
+            "squared_hinge": SquaredHingeLoss,
+        })
+    else:
+        losses["squared_error"] = SquaredErrorLoss
+    if name not in losses:
+        raise ValueError(
+            f"test_loss={name!r} is not available for this "
+            f"{'classifier' if classifier else 'regressor'}; choose one of "
+            f"{sorted(losses)} or pass an object with value_grad(Z, y)."
+        )
+    return losses[name]()
