@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._hessian import CholeskySolver
 from ._parallel import BATCH_BYTES, map_batches
-from ._removal import loss_change, newton_steps
+from ._removal import exact_steps, loss_change, newton_steps
 from .models import binary_only, convergence_hint, objective_builder, unwrap
 from .models._losses import test_loss as resolve_test_loss
 
@@ -399,7 +399,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Test inputs.
         y : array-like of shape (n_test,)
             Test labels.
-        method : {"influence", "newton"}, default="influence"
+        method : {"influence", "newton", "exact"}, default="influence"
             - "influence": the first-order estimate ``−(s_j / n) · I_up,loss[t, j]``
               (Koh & Liang). It shrinks the effect of high-leverage rows by about
               (1 − leverage).
@@ -407,6 +407,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
               rank-k downdate of the factorised Hessian, no refit), with the test
               loss evaluated at the resulting parameters, not linearised. Exact for
               least squares. See :meth:`leverages`.
+            - "exact": continues from the Newton step (chord iterations with the
+              downdated Hessian, no refit) to the optimum without row j, to a
+              relative tolerance of 1e-10: the refit's answer, at a fraction of its
+              cost. Smooth and once-differentiable losses (not the hinge yet).
         test_loss : str or object, default=None
             As in :meth:`loss_influence`.
 
@@ -416,16 +420,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Predicted ``L(z_test, θ̂_{−j}) − L(z_test, θ̂)``.
         """
         check_is_fitted(self)
-        if method not in ("influence", "newton"):
+        if method not in ("influence", "newton", "exact"):
             raise ValueError(
-                f"method must be 'influence' or 'newton'; got {method!r}."
+                f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
             )
         Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
         obj = self._objective
         y_enc = self._encode(y, Xv)
         loss = self._test_loss(test_loss)
-        if method == "newton":
-            steps, _ = newton_steps(obj, self.hessian_solver_, self._damped_hessian())
+        if method in ("newton", "exact"):
+            solve = newton_steps if method == "newton" else exact_steps
+            steps, _ = solve(obj, self.hessian_solver_, self._damped_hessian())
             out = np.empty((Xv.shape[0], steps.shape[0]))
 
             def batch(sl, dest):
