@@ -22,7 +22,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._hessian import CholeskySolver
 from ._parallel import BATCH_BYTES, map_batches
 from ._removal import exact_steps, loss_change, newton_steps
-from .models import binary_only, convergence_hint, objective_builder, unwrap
+from .models import (
+    binary_only,
+    convergence_hint,
+    objective_builder,
+    pipeline_of,
+    unwrap,
+)
 from .models._losses import test_loss as resolve_test_loss
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
@@ -85,6 +91,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         targets about 128 MiB per block of results.
     verbose : int, default=0
         Progress messages while scoring.
+    max_result_bytes : int or None, default=2**30
+        Largest result a method may return (1 GiB: e.g. 5,000 test × 25,000
+        training rows of float64). Larger requests raise a MemoryError that points
+        to :meth:`most_influential` (top-k per test point, streamed) or to scoring
+        fewer test rows per call. None removes the limit.
 
     Attributes
     ----------
@@ -146,16 +157,18 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
+        "max_result_bytes": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, estimator, *, damping=0.0, smoothing="auto", n_jobs=None,
-                 batch_size="auto", verbose=0):
+                 batch_size="auto", verbose=0, max_result_bytes=2**30):
         self.estimator = estimator
         self.damping = damping
         self.smoothing = smoothing
         self.n_jobs = n_jobs
         self.batch_size = batch_size
         self.verbose = verbose
+        self.max_result_bytes = max_result_bytes
 
     # -- fitting ------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
@@ -177,16 +190,27 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._validate_params()
         builder = objective_builder(self.estimator)
-        Xv, yv = validate_data(
-            self, X, y, accept_sparse="csr", dtype=np.float64,
-            multi_output=is_regressor(unwrap(self.estimator)),
-        )
-        sw = _check_sample_weight(sample_weight, Xv.shape[0])
+        multi_output = is_regressor(unwrap(self.estimator))
+        pipeline = pipeline_of(self.estimator)
+        if pipeline is None:
+            Xv, yv = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64,
+                                   multi_output=multi_output)
+        else:  # the pipeline's own steps validate and transform X
+            validate_data(self, X, y, skip_check_array=True)
+            Xv = None
+            yv = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        sw = _check_sample_weight(sample_weight, yv.shape[0])
         _check_target_supported(self, yv)
 
         self.estimator_ = clone(self.estimator)
-        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        fit_params = {}
+        if sample_weight is not None:
+            key = "sample_weight" if pipeline is None else \
+                f"{pipeline.steps[-1][0]}__sample_weight"
+            fit_params[key] = sample_weight
         self.estimator_.fit(X, y, **fit_params)
+        if pipeline is not None:
+            Xv = self._model_input(X)
         model = unwrap(self.estimator_)
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_
@@ -243,9 +267,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             training row j, times n. Removing row j changes θ̂ by about
             ``−(s_j / n) · influence[j]``.
         """
-        check_is_fitted(self)
+        self._check_unchanged()
         rows = self._check_indices(indices)
         free = self._objective.free
+        self._check_result_size((len(rows), len(free)))
         out = np.zeros((len(rows), len(free)))
         out[:, free] = self._influence_rows[rows]
         return out
@@ -273,7 +298,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             j raises the test loss (harmful); negative: helpful.
         """
         check_is_fitted(self)
-        Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        Xv = self._validate_X(X)
         obj = self._objective
         y_enc = self._encode(y, Xv)
         loss = self._test_loss(test_loss)
@@ -315,7 +340,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         n_train = self._influence_rows.shape[0]
         if not isinstance(k, Integral) or not 1 <= k <= n_train:
             raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
-        Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        Xv = self._validate_X(X)
         obj = self._objective
         y_enc = self._encode(y, Xv)
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
@@ -359,7 +384,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Classifiers: ``loss_influence(X, predict(X))``.
         """
         check_is_fitted(self)
-        Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        Xv = self._validate_X(X)
         obj = self._objective
         if obj.targets.classes is None:  # regression: the prediction itself
             return self._score(Xv, lambda sl: obj.prediction_gradients(Xv[sl]),
@@ -377,7 +402,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             The influence of each training row on its own (unweighted) loss; large
             negative values flag points the model bends towards (e.g. mislabelled).
         """
-        check_is_fitted(self)
+        self._check_unchanged()
         obj = self._objective
         out = np.empty(obj.X.shape[0])
 
@@ -424,12 +449,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
             )
-        Xv = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        Xv = self._validate_X(X)
         obj = self._objective
         y_enc = self._encode(y, Xv)
         loss = self._test_loss(test_loss)
         if method in ("newton", "exact"):
             solve = newton_steps if method == "newton" else exact_steps
+            self._check_result_size((Xv.shape[0], self._influence_rows.shape[0]))
             steps, _ = solve(obj, self.hessian_solver_, self._damped_hessian())
             out = np.empty((Xv.shape[0], steps.shape[0]))
 
@@ -451,6 +477,32 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
                            removal_rows)
 
+    def perturbation_influence(self, X, y, indices=None, *, test_loss=None):
+        """I_pert,loss: how moving training inputs changes each test loss.
+
+        ``−∇θL(z_test)ᵀ H⁻¹ ∇x∇θL(z_j)``, scaled so that ``(s_j / n) · result[t, j]``
+        is the gradient of test loss t with respect to training input x_j (the model
+        refit). See :mod:`skinfluence.perturbation` (also ``training_set_attack``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            Test inputs.
+        y : array-like of shape (n_test,)
+            Test labels.
+        indices : array-like of int, default=None
+            Training rows; all rows when None.
+        test_loss : str or object, default=None
+            As in :meth:`loss_influence`.
+
+        Returns
+        -------
+        influence : ndarray of shape (n_test, n_indices, n_features)
+        """
+        from .perturbation import perturbation_influence
+
+        return perturbation_influence(self, X, y, indices, test_loss=test_loss)
+
     def leverages(self):
         """Leverage of every training row: how much the fit bends towards it.
 
@@ -463,7 +515,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         leverages : ndarray of shape (n_train,)
         """
-        check_is_fitted(self)
+        self._check_unchanged()
         _, M = newton_steps(self._objective, self.hessian_solver_,
                             self._damped_hessian())
         return np.trace(M, axis1=1, axis2=2)
@@ -531,6 +583,47 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             verbose=self.verbose,
         )
 
+    def _validate_X(self, X):
+        """Test X as the explained model sees it (after a Pipeline's first steps)."""
+        self._check_unchanged()
+        if pipeline_of(self.estimator_) is None:
+            return validate_data(self, X, reset=False, accept_sparse="csr",
+                                 dtype=np.float64)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return self._model_input(X)
+
+    def _check_unchanged(self):
+        """Refuse to explain a model whose parameters changed since fit."""
+        check_is_fitted(self)
+        model = unwrap(self.estimator_)
+        now = [np.ravel(model.coef_.toarray() if hasattr(model.coef_, "toarray")
+                        else model.coef_)]
+        if self._objective.fit_intercept:
+            now.append(np.ravel(model.intercept_))
+        if not np.array_equal(np.concatenate(now), self.params_):
+            raise ValueError(
+                f"The {type(model).__name__} in estimator_ changed after "
+                "InfluenceExplainer.fit (its coef_ or intercept_ differ from params_): "
+                "influences would describe another model. Call fit again."
+            )
+
+    def _check_result_size(self, shape):
+        size = 8 * int(np.prod(shape))
+        if self.max_result_bytes is not None and size > self.max_result_bytes:
+            raise MemoryError(
+                f"The result would be a {shape[0]} × {shape[1]} float64 array "
+                f"({size / 2**30:.2f} GiB), above max_result_bytes="
+                f"{self.max_result_bytes}. Use most_influential(X, y, k) to keep the "
+                "top-k training rows per test point (streamed in batches), score "
+                "fewer test rows per call, or raise max_result_bytes."
+            )
+
+    def _model_input(self, X):
+        """A Pipeline's transform of X by all but its last step, as float64."""
+        steps = pipeline_of(self.estimator_)[:-1]
+        return check_array(steps.transform(X), accept_sparse="csr", dtype=np.float64,
+                           input_name="X (transformed by the pipeline)")
+
     def _test_loss(self, test_loss):
         return None if test_loss is None else resolve_test_loss(test_loss,
                                                                 self._objective)
@@ -558,6 +651,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ``test_gradients(sl)`` gives the θ-gradients of the scored quantity (a test
         loss, or a prediction) for the test rows ``sl``.
         """
+        self._check_result_size((Xv.shape[0], train_factor.shape[0]))
         out = np.empty((Xv.shape[0], train_factor.shape[0]))
 
         def batch(sl, dest):

@@ -12,6 +12,7 @@ optimum.
 """
 
 from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 
 from . import logistic, ridge, sgd, svm
 
@@ -46,11 +47,28 @@ def convergence_hint(estimator):
     return _DEFAULT_HINT
 
 
-def unwrap(estimator):
-    """The model whose objective is explained (a FrozenEstimator is looked through)."""
+def _look_through_frozen(estimator):
     while isinstance(estimator, FrozenEstimator):
         estimator = estimator.estimator
     return estimator
+
+
+def unwrap(estimator):
+    """The model whose objective is explained.
+
+    A FrozenEstimator is looked through, and a Pipeline is explained through its last
+    step (on the features its earlier steps produce).
+    """
+    estimator = _look_through_frozen(estimator)
+    while isinstance(estimator, Pipeline):
+        estimator = _look_through_frozen(estimator.steps[-1][1])
+    return estimator
+
+
+def pipeline_of(estimator):
+    """The Pipeline around the explained model, or None."""
+    estimator = _look_through_frozen(estimator)
+    return estimator if isinstance(estimator, Pipeline) else None
 
 
 def objective_builder(estimator):
@@ -66,5 +84,6 @@ def objective_builder(estimator):
         f"InfluenceExplainer does not support {type(est).__name__}: influence "
         "functions are computed in closed form for linear models with a smooth "
         f"convex loss. Supported estimators: {', '.join(supported_estimators())} "
-        "(optionally wrapped in sklearn.frozen.FrozenEstimator)."
+        "(optionally wrapped in sklearn.frozen.FrozenEstimator, or as the last step "
+        "of a Pipeline)."
     )

@@ -1,0 +1,412 @@
+"""Influence of perturbing a training *input*, and the training-set attack it enables.
+
+Koh & Liang (2017, §2.2 and §5.2): moving training input x_j to x_j + δ moves the
+optimum by ``dθ̂ ≈ −(s_j/n) H⁻¹ ∇x∇θL(z_j, θ̂) δ`` and the loss of test point z_t by
+
+    (s_j/n) · I_pert,loss(z_j, z_t)ᵀ δ,
+    I_pert,loss(z_j, z_t) = −∇θL(z_t, θ̂)ᵀ H⁻¹ ∇x∇θL(z_j, θ̂).
+
+On the training side ``∇θL(z_j)`` carries the row's class weight c_j, as in
+:meth:`InfluenceExplainer.param_influence` (the row's contribution to ∇R is
+``(s_j/n) c_j ⊙ dL/dz_j ⊗ [x_j, 1]``). For a linear model with decision values
+``z = W x + b`` the mixed derivative is available in closed form (see
+:func:`perturbation_influence`), so no n × p × d tensor is ever built: one solve
+``V = H⁻¹ ∇θL(z_t)ᵀ`` per test point, then a contraction per training row.
+
+Class weights computed by ``class_weight="balanced"`` depend on the sample weights and
+labels only, not on the inputs, so they are constant under input perturbations and
+are supported. The exact hinge (SVC, ``LinearSVC(loss="hinge")``; their training rows'
+derivative is the dual subgradient) is not differentiable in x: refused.
+"""
+
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = [
+    "AttackResult",
+    "perturbation_influence",
+    "refit_loss_change",
+    "training_set_attack",
+]
+
+
+def perturbation_influence(explainer, X, y, indices=None, *, test_loss=None):
+    """I_pert,loss(z_j, z_test) = −∇θL(z_test)ᵀ H⁻¹ ∇x∇θL(z_j, θ̂) for training rows j.
+
+    Entry ``[t, j]`` is n/s_j times the gradient of the loss of test point t with
+    respect to the input x_j of training row j: moving x_j by a small δ changes test
+    loss t by about ``(s_j / n) · result[t, j] @ δ`` after refitting.
+
+    For a linear model (decision values ``z = W x + b``, k outputs, row weight
+    ``w_j = c_j ⊙ dL/dz_j``, curvature ``D_j = c_j ⊙ d²L/dz²_j``)::
+
+        ∂(∇θL_j)/∂x_jf = (D_j W[:, f]) ⊗ [x_j, 1] + w_j ⊗ e_f
+
+    so with ``V_t = H⁻¹ ∇θL(z_t)`` split into ``A_t`` (k × d, the coefficient block)
+    and ``b_t`` (k, the intercept block)::
+
+        result[t, j] = −(Wᵀ D_jᵀ (A_t x_j + b_t) + A_tᵀ w_j).
+
+    Parameters held fixed by the explainer (L1 zeros, ``positive=True`` bounds, a
+    softmax's flat directions) stay fixed, as in :meth:`param_influence`.
+
+    Parameters
+    ----------
+    explainer : InfluenceExplainer
+        A fitted explainer.
+    X : {array-like, sparse matrix} of shape (n_test, n_features)
+        Test inputs.
+    y : array-like of shape (n_test,) or (n_test, n_outputs)
+        Test labels (targets for regressors).
+    indices : array-like of int, default=None
+        Training rows to compute; all rows when None.
+    test_loss : str or object, default=None
+        The test-side loss, as in :meth:`InfluenceExplainer.loss_influence`.
+
+    Returns
+    -------
+    influence : ndarray of shape (n_test, n_indices, n_features)
+        ``(s_j / n) · influence[t, j]`` is the gradient of test loss t with respect to
+        training input x_j (after refitting). Positive entries: increasing that
+        feature of that training row raises the test loss.
+
+    Raises
+    ------
+    NotImplementedError
+        For the exact hinge (SVC, ``LinearSVC(loss="hinge")``), whose training
+        derivative is a subgradient read off the dual coefficients and is not
+        differentiable in the inputs.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceExplainer
+    >>> from skinfluence.perturbation import perturbation_influence
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)[:, :5]
+    >>> model = LogisticRegression(solver="newton-cholesky", tol=1e-10)
+    >>> explainer = InfluenceExplainer(model).fit(X[:300], y[:300])
+    >>> influence = perturbation_influence(explainer, X[300:302], y[300:302], [0, 1])
+    >>> influence.shape
+    (2, 2, 5)
+    >>> grad = influence[0, 1] / 300   # d(test loss 0)/d(x_1): s_1 = 1, n = 300
+    """
+    check_is_fitted(explainer)
+    obj = explainer._objective
+    _check_differentiable(obj)
+    Xv = validate_data(explainer, X, reset=False, accept_sparse="csr", dtype=np.float64)
+    y_enc = explainer._encode(y, Xv)
+    loss = explainer._test_loss(test_loss)
+    rows = explainer._check_indices(indices)
+    G = _dense(obj.test_gradients(Xv, y_enc, loss))  # (n_test, p_free)
+    V = explainer.hessian_solver_.solve(G.T)  # H⁻¹ ∇θL(z_t), (p_free, n_test)
+    return _contract(obj, V, rows)
+
+
+def _check_differentiable(obj):
+    if obj.train_dz is not None or obj.pinned is not None:
+        raise NotImplementedError(
+            "perturbation_influence is undefined for the exact hinge (SVC, "
+            "LinearSVC(loss='hinge')): the hinge is not differentiable, and its "
+            "training derivative is a subgradient read off the dual coefficients, "
+            "which does not vary smoothly with the inputs (whatever the smoothing). "
+            "Use LinearSVC(loss='squared_hinge') or LogisticRegression."
+        )
+
+
+def _contract(obj, V, rows):
+    """−∇θL(z_t)ᵀ H⁻¹ ∂(∇θL_j)/∂x_j for the rows, from V = H⁻¹∇θL(z_t) (p_free, T)."""
+    # ∂(∇θL_j)/∂x_jf = (c_j ⊙ d²L/dz²_j W[:, f]) ⊗ [x_j, 1] + (c_j ⊙ dL/dz_j) ⊗ e_f
+    k, d, T = obj.n_outputs, obj.n_features, V.shape[1]
+    full = np.zeros((obj.n_params, T))
+    full[obj.free] = V  # fixed parameters do not move: zero there
+    idx = obj.param_index()
+    A = np.ascontiguousarray(full[idx[:, :d]].transpose(2, 0, 1))  # (T, k, d)
+    b = full[idx[:, d]].T if obj.fit_intercept else np.zeros((T, k))  # (T, k)
+    Xr = _dense(obj.X[rows])  # (n_r, d)
+    Z = obj.decision(Xr)
+    y = obj.y[rows]
+    c = obj.class_weight[rows]  # (n_r, k)
+    w = c * obj.loss.value_grad(Z, y)[1]  # c_j ⊙ dL/dz_j
+    U = c[:, :, None] * (obj.loss.hessian(Z, y) @ obj.coef)  # (D_j W), (n_r, k, d)
+    out = np.matmul(w, A)  # Σ_k w_jk A_t[k]: (T, n_r, d)
+    for a in range(k):
+        Q = A[:, a, :] @ Xr.T + b[:, a, None]  # (A_t x_j + b_t)_a: (T, n_r)
+        out += Q[:, :, None] * U[None, :, a, :]
+    np.negative(out, out=out)
+    return out
+
+
+@dataclass
+class AttackResult:
+    """Outcome of :func:`training_set_attack`.
+
+    Attributes
+    ----------
+    X : ndarray or sparse matrix of shape (n_train, n_features)
+        The perturbed training inputs (a copy; only rows ``indices`` differ).
+    indices : ndarray of shape (k,)
+        The attacked training rows, strongest first.
+    delta : ndarray of shape (k, n_features)
+        ``X[indices]`` minus the original rows.
+    predicted_increase : float
+        Predicted increase of the (summed) test loss: the sum over steps of the
+        first-order prediction ``Σ_j (s_j/n) I_pert(z_j)ᵀ Δx_j`` at each step's fit.
+    """
+
+    X: object
+    indices: np.ndarray
+    delta: np.ndarray
+    predicted_increase: float
+
+
+def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
+                        feature_range=None, n_steps=1, step_size=None,
+                        y_train=None, test_loss=None):
+    """Perturb k training inputs, within an L∞ bound, to raise a test loss (§5.2).
+
+    Koh & Liang's training-set attack: the k training rows whose inputs can raise
+    the loss of the test point(s) most are moved by signed gradient steps
+    ``x_j ← Π(x_j + α sign(I_pert,loss(z_j, z_test)))``, where Π projects onto the L∞
+    ball of radius ``bound`` around the original x_j intersected with
+    ``feature_range``. Rows are ranked by the first-order loss increase of the full
+    step, ``(s_j/n) I_pert(z_j)ᵀ (Π(x_j + bound·sign(I_pert)) − x_j)``: the
+    ``(s_j/n)·‖I_pert(z_j)‖₁ · bound`` of the dual norm, less what the feature range
+    clips away.
+
+    With ``n_steps=1`` (the default) this is one step of size ``bound``: the exact
+    maximiser, within the box, of the linearised test loss (no refit). With
+    ``n_steps > 1``, the explainer is refitted (a clone, same settings) on the
+    perturbed data after each step and I_pert recomputed there: projected
+    sign-gradient ascent on the refitted test loss, for the same k rows.
+
+    Parameters
+    ----------
+    explainer : InfluenceExplainer
+        A fitted explainer (not modified).
+    x_test : array-like of shape (n_features,) or (n_test, n_features)
+        The test point(s); with several, their summed loss is attacked.
+    y_test : label or array-like of shape (n_test,)
+        Their labels.
+    k : int, default=1
+        Number of training rows to perturb.
+    bound : float, default=0.5
+        L∞ bound on each perturbed row's change, per feature.
+    feature_range : (lower, upper) or None, default=None
+        Bounds of the perturbed inputs, scalars or arrays of shape (n_features,);
+        None: the training data's per-feature min and max.
+    n_steps : int, default=1
+        Projected gradient steps (refits between them, see above).
+    step_size : float or None, default=None
+        Step α; None: ``bound`` for one step, ``2·bound/n_steps`` otherwise.
+    y_train : array-like of shape (n_train,), default=None
+        Training labels, only used for refits (``n_steps > 1``); None: recovered
+        from the explainer.
+    test_loss : str or object, default=None
+        As in :meth:`InfluenceExplainer.loss_influence`.
+
+    Returns
+    -------
+    result : AttackResult
+        ``X`` (perturbed copy of the training inputs), ``indices``, ``delta``,
+        ``predicted_increase``. Check it with :func:`refit_loss_change`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceExplainer
+    >>> from skinfluence.perturbation import refit_loss_change, training_set_attack
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)[:, :10]
+    >>> model = LogisticRegression(solver="newton-cholesky", tol=1e-10)
+    >>> explainer = InfluenceExplainer(model).fit(X[:300], y[:300])
+    >>> attack = training_set_attack(explainer, X[300], y[300], k=3, bound=0.5)
+    >>> attack.indices.shape, bool(attack.predicted_increase > 0)
+    ((3,), True)
+    >>> actual = refit_loss_change(explainer, attack.X, y[:300], X[300], y[300])
+    >>> bool(actual[0] > 0)
+    True
+    """
+    check_is_fitted(explainer)
+    obj = explainer._objective
+    _check_differentiable(obj)
+    n, d = obj.X.shape
+    if not isinstance(k, Integral) or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer in [1, {n}]; got {k!r}.")
+    if not isinstance(bound, Real) or not np.isfinite(bound) or bound <= 0:
+        raise ValueError(f"bound must be a positive finite number; got {bound!r}.")
+    if not isinstance(n_steps, Integral) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
+    if step_size is None:
+        step_size = bound if n_steps == 1 else 2.0 * bound / n_steps
+    elif not isinstance(step_size, Real) or not step_size > 0:
+        raise ValueError(f"step_size must be positive; got {step_size!r}.")
+    x_test, y_test = _test_point(x_test, y_test)
+    lower, upper = _feature_range(obj.X, feature_range, d)
+
+    X0 = _dense(obj.X)  # original training inputs (never modified)
+    sw = explainer.sample_weight_
+    scale = sw / n
+
+    def gradients(current, rows):  # (s_j/n) · Σ_t I_pert(z_j, z_t): d loss / d x_j
+        pert = perturbation_influence(current, x_test, y_test, rows,
+                                      test_loss=test_loss)
+        return pert.sum(axis=0) * scale[rows][:, None]
+
+    # feasible box: the L∞ ball ∩ feature_range (a value already outside the range
+    # may stay where it is, or move towards the range)
+    lo = np.minimum(np.maximum(X0 - bound, lower), X0)
+    hi = np.maximum(np.minimum(X0 + bound, upper), X0)
+    # rank all rows by the first-order gain of a full, feasible step
+    g = gradients(explainer, np.arange(n))
+    reach = np.clip(X0 + bound * np.sign(g), lo, hi) - X0
+    gain = np.einsum("jf,jf->j", g, reach)
+    rows = np.argsort(-gain, kind="stable")[:k]
+
+    lo, hi = lo[rows], hi[rows]
+    Xcur = X0[rows].copy()
+    predicted = 0.0
+    current, g = explainer, g[rows]
+    y_fit = None
+    for step in range(n_steps):
+        if step > 0:
+            _check_refittable(explainer)
+            if y_fit is None:
+                y_fit = _training_targets(explainer) if y_train is None else y_train
+            current = clone(explainer).fit(
+                _with_rows(obj.X, rows, Xcur), y_fit, sample_weight=sw
+            )
+            g = gradients(current, rows)
+        Xnew = np.clip(Xcur + step_size * np.sign(g), lo, hi)
+        predicted += float(np.einsum("jf,jf->", g, Xnew - Xcur))
+        Xcur = Xnew
+    return AttackResult(
+        X=_with_rows(obj.X, rows, Xcur), indices=rows, delta=Xcur - X0[rows],
+        predicted_increase=predicted,
+    )
+
+
+def refit_loss_change(explainer, X_train, y_train, X, y, *, test_loss=None):
+    """Actual change of test losses when the explainer is refitted on new inputs.
+
+    Refits a clone of ``explainer`` (hence of its estimator, same settings and sample
+    weights) on ``(X_train, y_train)`` and returns the test losses there minus the
+    losses of the fitted ``explainer``: the refit check of
+    :func:`training_set_attack`.
+
+    Parameters
+    ----------
+    explainer : InfluenceExplainer
+        The fitted explainer (not modified).
+    X_train : {array-like, sparse matrix} of shape (n_train, n_features)
+        Training inputs to refit on (e.g. ``AttackResult.X``).
+    y_train : array-like of shape (n_train,)
+        Training labels (the ones ``explainer`` was fitted with).
+    X : array-like of shape (n_features,) or (n_test, n_features)
+        Test inputs.
+    y : label or array-like of shape (n_test,)
+        Test labels.
+    test_loss : str or object, default=None
+        As in :meth:`InfluenceExplainer.loss_influence`.
+
+    Returns
+    -------
+    change : ndarray of shape (n_test,)
+        Test loss after the refit minus before.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import Ridge
+    >>> from skinfluence import InfluenceExplainer
+    >>> from skinfluence.perturbation import refit_loss_change
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> explainer = InfluenceExplainer(Ridge(alpha=0.1)).fit(X[:200], y[:200])
+    >>> X_moved = X[:200].copy()
+    >>> X_moved[0] += 0.01
+    >>> refit_loss_change(explainer, X_moved, y[:200], X[200:202], y[200:202]).shape
+    (2,)
+    """
+    check_is_fitted(explainer)
+    _check_refittable(explainer)
+    X, y = _test_point(X, y)
+    refit = clone(explainer).fit(X_train, y_train, sample_weight=explainer.sample_weight_)
+    return _test_losses(refit, X, y, test_loss) - _test_losses(explainer, X, y, test_loss)
+
+
+def _check_refittable(explainer):
+    if isinstance(explainer.estimator, FrozenEstimator):
+        raise ValueError(
+            "The explainer's estimator is a FrozenEstimator, which ignores refits: "
+            "refit checks and multi-step attacks need an unfrozen estimator."
+        )
+
+
+def _test_losses(explainer, X, y, test_loss):
+    obj = explainer._objective
+    Xv = validate_data(explainer, X, reset=False, accept_sparse="csr", dtype=np.float64)
+    loss = explainer._test_loss(test_loss) or obj.loss
+    return loss.value_grad(obj.decision(Xv), explainer._encode(y, Xv))[0]
+
+
+def _test_point(x, y):
+    """One test point (1-D x, scalar y) as a batch of one; batches pass through."""
+    if sp.issparse(x):
+        return x, y
+    x = np.asarray(x)
+    if x.ndim == 1:
+        y = np.asarray(y)
+        return x[None, :], y.reshape(1) if y.ndim == 0 else y.reshape(1, -1)
+    return x, y
+
+
+def _feature_range(X, feature_range, d):
+    if feature_range is None:
+        lower = np.asarray(X.min(axis=0).todense() if sp.issparse(X) else X.min(axis=0))
+        upper = np.asarray(X.max(axis=0).todense() if sp.issparse(X) else X.max(axis=0))
+        return lower.ravel(), upper.ravel()
+    try:
+        lower, upper = feature_range
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"feature_range must be a pair (lower, upper); got {feature_range!r}."
+        ) from None
+    lower = np.broadcast_to(np.asarray(lower, dtype=np.float64), (d,))
+    upper = np.broadcast_to(np.asarray(upper, dtype=np.float64), (d,))
+    if np.any(lower > upper):
+        raise ValueError("feature_range: lower must not exceed upper.")
+    return lower, upper
+
+
+def _with_rows(X, rows, values):
+    """A copy of X with ``X[rows] = values`` (sparse stays sparse)."""
+    if sp.issparse(X):
+        out = X.tolil(copy=True)
+        out[rows] = values
+        return out.asformat(X.format)
+    out = np.array(X, dtype=np.float64, copy=True)
+    out[rows] = values
+    return out
+
+
+def _training_targets(explainer):
+    """The training labels the explainer was fitted on, decoded."""
+    obj = explainer._objective
+    if obj.targets.classes is not None:
+        return obj.targets.classes[obj.y]
+    y = np.asarray(obj.y)
+    return y.ravel() if y.shape[1] == 1 else y
+
+
+def _dense(M):
+    return M.toarray() if sp.issparse(M) else np.asarray(M)
