@@ -477,6 +477,33 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
                            removal_rows)
 
+    def group_influence(self, groups, X, y, method="influence", *, test_loss=None):
+        """Predicted change of each test loss when a whole group of rows is removed.
+
+        See :func:`skinfluence.groups.group_influence` (Koh et al., 2019).
+
+        Parameters
+        ----------
+        groups : list of array-like of int, or array-like of shape (n_train,)
+            Index arrays, or one group label per training row (groups in sorted
+            label order).
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            Test inputs.
+        y : array-like of shape (n_test,)
+            Test labels.
+        method : {"influence", "newton"}, default="influence"
+            The first-order sum over the group, or one Newton step without it.
+        test_loss : str or object, default=None
+            As in :meth:`loss_influence`.
+
+        Returns
+        -------
+        delta : ndarray of shape (n_test, n_groups)
+        """
+        from .groups import group_influence
+
+        return group_influence(self, groups, X, y, method=method, test_loss=test_loss)
+
     def perturbation_influence(self, X, y, indices=None, *, test_loss=None):
         """I_pert,loss: how moving training inputs changes each test loss.
 
