@@ -199,3 +199,12 @@ def test_duplicate_row_equals_weight_two(seed, j):
     both = dup.leave_one_out(X[:5], y[:5])[:, [j, n]].sum(axis=1)
     np.testing.assert_allclose(both, weighted.leave_one_out(X[:5], y[:5])[:, j],
                                rtol=1e-6, atol=1e-10)
+
+
+def test_inconsistent_lengths_are_refused(cancer):
+    X, y, Xt, yt = cancer
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        InfluenceExplainer(tight()).fit(X, y[:-1])
+    explainer = InfluenceExplainer(tight()).fit(StandardScaler().fit_transform(X), y)
+    with pytest.raises(ValueError, match="one label per row"):
+        explainer.leave_one_out(Xt, yt[:-1], method="newton")
