@@ -7,10 +7,12 @@ Koh & Liang (2017) influence functions, computed in closed form from a fitted mo
 from ._hessian import SingularHessianWarning
 from .explainer import InfluenceExplainer
 from .models import supported_estimators
+from .plotting import InfluenceDisplay
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "InfluenceDisplay",
     "InfluenceExplainer",
     "SingularHessianWarning",
     "supported_estimators",
