@@ -36,7 +36,9 @@ from sklearn.model_selection import ParameterGrid
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._refit import refit_loss_changes
 from .explainer import InfluenceExplainer
+from .models import pipeline_of
 
 __all__ = [
     "MISLABEL_STRATEGIES",
@@ -65,22 +67,18 @@ def _objective(explainer):
 def _training_data(explainer):
     """(X, y, sample_weight) the explainer was fitted on, y decoded to user labels."""
     obj = _objective(explainer)
+    if pipeline_of(explainer.estimator_) is not None:
+        raise TypeError(
+            "skinfluence.analysis refits and re-scores the training rows, which it "
+            "reads from the explainer as the explained model sees them; for a "
+            "Pipeline those are the transformed features, not the pipeline's input. "
+            "Explain the last step on pre-transformed data for these analyses."
+        )
     if obj.targets.classes is not None:
         y = np.asarray(obj.targets.classes)[obj.y]
     else:
         y = obj.y[:, 0] if obj.y.shape[1] == 1 else obj.y
     return obj.X, y, explainer.sample_weight_
-
-
-def _decision(model, X):
-    """Decision values (n, k) of a fitted linear model (predictions for regressors)."""
-    Z = model.decision_function(X) if hasattr(model, "decision_function") \
-        else model.predict(X)
-    return np.asarray(Z, dtype=np.float64).reshape(X.shape[0], -1)
-
-
-def _own_loss(loss, Z, y_enc):
-    return loss.value_grad(Z, y_enc)[0]
 
 
 def _training_losses(explainer):
@@ -129,15 +127,9 @@ def _check_explainer(explainer):
     check_is_fitted(explainer)
 
 
-def _fit_params(sample_weight, keep=None):
+def _fit_params(sample_weight):
     """Pass the sample weights only when there are any (ones are the default)."""
-    if np.all(sample_weight == 1.0):
-        return {}
-    return {"sample_weight": sample_weight if keep is None else sample_weight[keep]}
-
-
-def _rows(X, mask):
-    return X[np.flatnonzero(mask)]
+    return {} if np.all(sample_weight == 1.0) else {"sample_weight": sample_weight}
 
 
 # -- mislabel search --------------------------------------------------------------------
@@ -393,15 +385,6 @@ def _spearman(a, b):
     return _pearson(rankdata(a), rankdata(b))
 
 
-def _refit_test_losses(estimator, X, y, sw, drop, X_test, y_enc, loss):
-    """Own test losses of ``estimator`` refitted without training row ``drop``."""
-    keep = np.ones(X.shape[0], dtype=bool)
-    if drop is not None:
-        keep[drop] = False
-    model = clone(estimator).fit(_rows(X, keep), y[keep], **_fit_params(sw, keep))
-    return _own_loss(loss, _decision(model, X_test), y_enc)
-
-
 def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
     """Check predicted leave-one-out changes against real refits (the paper's Fig 2).
 
@@ -470,12 +453,8 @@ def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
     X_test = check_array(X, accept_sparse="csr", dtype=np.float64)
     y_enc = obj.targets.encode(y, X_test.shape[0])
     n_jobs = explainer.n_jobs if n_jobs is None else n_jobs
-    losses = Parallel(n_jobs=n_jobs)(
-        delayed(_refit_test_losses)(explainer.estimator, X_train, y_train, sw, drop,
-                                    X_test, y_enc, obj.loss)
-        for drop in [None, *top.tolist()]
-    )
-    actual_per_point = np.stack(losses[1:], axis=1) - losses[0][:, None]
+    actual_per_point = refit_loss_changes(explainer.estimator, X_train, y_train, sw,
+                                          top, X_test, y_enc, obj.loss, n_jobs=n_jobs)
     predicted, actual = mean[top], actual_per_point.mean(axis=0)
     return ValidationResult(
         indices=top, predicted=predicted, actual=actual,

@@ -5,12 +5,11 @@ imported only when something is drawn.
 """
 
 import numpy as np
-from joblib import Parallel, delayed
-from sklearn.base import clone, is_classifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import _safe_indexing
 from sklearn.utils._optional_dependencies import check_matplotlib_support
 
+from ._refit import refit_loss_changes
 from .models import unwrap
 
 KINDS = ("loo", "top", "self_influence")
@@ -479,7 +478,8 @@ def refit_loo(explainer, X, y, rows, *, X_train, y_train, test_loss=None,
               n_jobs=None):
     """Actual change of each test loss when training row j is removed and refit.
 
-    Refits ``clone(explainer.estimator)`` once per row of ``rows`` (with the
+    Refits ``clone(explainer.estimator)`` once on all rows (the baseline, so that
+    solver noise cancels) and once per row of ``rows`` (with the
     explainer's sample weights, minus row j) and measures the test loss the explainer
     uses (its model's loss, or ``test_loss``) on the refit's decision values.
 
@@ -539,34 +539,9 @@ def refit_loo(explainer, X, y, rows, *, X_train, y_train, test_loss=None,
         )
     loss = explainer._test_loss(test_loss) or explainer._objective.loss
     y_enc = explainer._objective.targets.encode(y, len(y))
-    base = loss.value_grad(_decision(explainer.estimator_, X), y_enc)[0]
-    sw = explainer.sample_weight_
-    sw = None if np.all(sw == 1.0) else sw
-    columns = Parallel(n_jobs=n_jobs)(
-        delayed(_refit_change)(explainer.estimator, X_train, y_train, sw, int(j), X,
-                               loss, y_enc, base)
-        for j in np.asarray(rows, dtype=np.intp)
-    )
-    return np.column_stack(columns) if columns else np.empty((len(y), 0))
-
-
-def _refit_change(estimator, X_train, y_train, sw, j, X, loss, y_enc, base):
-    keep = np.ones(len(y_train), dtype=bool)
-    keep[j] = False
-    params = {} if sw is None else {"sample_weight": sw[keep]}
-    model = clone(estimator).fit(_safe_indexing(X_train, keep),
-                                 _safe_indexing(y_train, keep), **params)
-    return loss.value_grad(_decision(model, X), y_enc)[0] - base
-
-
-def _decision(model, X):
-    """Decision values (classifiers) or predictions (regressors), (n, n_outputs)."""
-    if is_classifier(model):
-        Z = model.decision_function(X)
-    else:
-        Z = model.predict(X)
-    Z = np.asarray(Z, dtype=float)
-    return Z.reshape(Z.shape[0], -1)
+    return refit_loss_changes(explainer.estimator, X_train, y_train,
+                              explainer.sample_weight_, rows, X, y_enc, loss,
+                              n_jobs=n_jobs)
 
 
 def _check_kind(kind):

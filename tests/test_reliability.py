@@ -208,3 +208,14 @@ def test_inconsistent_lengths_are_refused(cancer):
     explainer = InfluenceExplainer(tight()).fit(StandardScaler().fit_transform(X), y)
     with pytest.raises(ValueError, match="one label per row"):
         explainer.leave_one_out(Xt, yt[:-1], method="newton")
+
+
+def test_analyses_refuse_pipelines_clearly(cancer):
+    from skinfluence.analysis import mislabel_ranking, validate
+
+    X, y, Xt, yt = cancer
+    explainer = InfluenceExplainer(make_pipeline(StandardScaler(), tight())).fit(X, y)
+    with pytest.raises(TypeError, match="Pipeline"):
+        validate(explainer, Xt, yt, k=3)
+    with pytest.raises(TypeError, match="Pipeline"):
+        mislabel_ranking(explainer, "loss")
