@@ -37,11 +37,11 @@ _ROW_BATCH = 4096
 
 
 def _check_supported(objective):
-    if objective.weight_jacobian is not None:
+    if objective.weight_jacobian is not None and objective.train_dz is not None:
         raise NotImplementedError(
-            "method='newton' with class weights computed from the sample weights "
-            "(class_weight='balanced') is not supported yet: removing a row shifts "
-            "every class weight. Use method='influence', or explicit class weights."
+            "method='newton' for a hinge SVM with class weights computed from the "
+            "sample weights (class_weight='balanced') is not supported yet. Use "
+            "method='influence', or explicit class weights."
         )
 
 
@@ -74,15 +74,27 @@ def _downdate_parts(objective, solver):
     return S, D, M
 
 
-def newton_steps(objective, solver, hessian):
+def newton_steps(objective, solver, hessian, parts=None):
     """Δθ_j for every training row (n, p_free) and the leverage matrices (n, k, k).
 
     ``hessian`` is the (damped) Hessian over the free parameters that ``solver``
     factorised; it is needed to release pinned rows.
+
+    When the class weights are recomputed from the sample weights ("balanced"),
+    removing row j moves every class weight: the step is then ``−H'_j⁻¹ ∇R_{−j}(θ̂)``
+    with the exact gradient at the recomputed weights and H'_j the row's downdate
+    (the Hessian's own class-weight shift, O(1/n), is left to method="exact").
     """
     _check_supported(objective)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
-    S, _, M = _downdate_parts(objective, solver)
+    S, D, M = _downdate_parts(objective, solver) if parts is None else parts
+    if objective.weight_jacobian is not None:
+        steps = np.empty((n, S.shape[0]))
+        for rows in _row_batches(n, k):
+            U = [_dense(u) for u in _output_jacobians(objective, X[rows])]
+            g = _removal_gradients(objective, rows, np.zeros((len(rows), S.shape[0])))
+            steps[rows] = -_chord(objective, S, D, M, rows, U, g[:, objective.free])
+        return steps, M
     w = objective.class_weight * objective.training_dz()
     q = np.linalg.solve(np.eye(k) - M, w[:, :, None])[:, :, 0]  # (I − M_j)⁻¹ w_j
     G = _dense(objective.row_gradients(X, q))  # U_j q_j
@@ -134,25 +146,19 @@ def exact_steps(objective, solver, hessian, *, tol=1e-10, max_iter=100):
             "active-set (path-following) steps. Use method='newton'."
         )
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
-    steps, _ = newton_steps(objective, solver, hessian)
-    S, D, M = _downdate_parts(objective, solver)
+    parts = S, D, M = _downdate_parts(objective, solver)
+    steps, _ = newton_steps(objective, solver, hessian, parts)
     scale = max(1.0, np.abs(objective.params).max(initial=0.0))
-    batch = max(1, (16 * 2**20) // (n * k))
     stalled = []
-    for start in range(0, n, batch):
-        rows = np.arange(start, min(start + batch, n))
+    for rows in _row_batches(n, k):
         delta = steps[rows].copy()
         U = [_dense(u) for u in _output_jacobians(objective, X[rows])]
         active = np.ones(len(rows), dtype=bool)
         last = np.full(len(rows), np.inf)
         for _ in range(max_iter):
             g = _removal_gradients(objective, rows[active], delta[active])
-            Sg = g[:, objective.free] @ S
-            Ua = [u[active] for u in U]
-            Ug = np.stack([np.einsum("ip,ip->i", u, Sg) for u in Ua], axis=1)
-            rhs = (D[rows[active]] @ Ug[:, :, None]) / n
-            r = np.linalg.solve(np.eye(k) - M[rows[active]], rhs)[:, :, 0]
-            step = Sg + sum(u * r[:, [a]] for a, u in enumerate(Ua)) @ S
+            step = _chord(objective, S, D, M, rows[active], [u[active] for u in U],
+                          g[:, objective.free])
             size = np.abs(step).max(axis=1)
             grew = size > 0.9 * last[active]  # the chord stopped contracting
             idx = np.flatnonzero(active)
@@ -173,12 +179,52 @@ def exact_steps(objective, solver, hessian, *, tol=1e-10, max_iter=100):
     return steps, len(stalled)
 
 
+def _row_batches(n, k):
+    """Batches of removed rows, so that (n, rows, k) blocks stay near 16M floats."""
+    batch = max(1, (16 * 2**20) // (n * k))
+    return [np.arange(i, min(i + batch, n)) for i in range(0, n, batch)]
+
+
+def _chord(objective, S, D, M, rows, U, g):
+    """H'_j⁻¹ g_j for each removed row j (Woodbury on the row's rank-k downdate)."""
+    n, k = objective.X.shape[0], objective.n_outputs
+    Sg = g @ S
+    Ug = np.stack([np.einsum("ip,ip->i", u, Sg) for u in U], axis=1)  # U_jᵀ H⁻¹ g
+    r = np.linalg.solve(np.eye(k) - M[rows], (D[rows] @ Ug[:, :, None]) / n)[:, :, 0]
+    return Sg + sum(u * r[:, [a]] for a, u in enumerate(U)) @ S
+
+
+def _removal_weights(objective, rows):
+    """Row weights s_i c'_ik of R_{−j} for each removed row j = rows[m], (n, m, k).
+
+    Row j's own weight is zero; with "balanced" class weights every class weight is
+    recomputed without row j, c'_g = S'/(K S'_g), as the refit does.
+    """
+    m = len(rows)
+    W = np.repeat(objective.row_weight[:, None, :], m, axis=1)
+    if objective.weight_jacobian is not None:
+        s, g = objective.sample_weight, objective.groups
+        K = objective.weight_jacobian.shape[0]
+        total, per_class = s.sum(), np.bincount(g, weights=s, minlength=K)
+        c = total / (K * per_class)
+        own = np.arange(K)[None, :] == g[rows, None]
+        per_class_new = per_class[None, :] - s[rows, None] * own  # (m, K)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c_new = np.where(per_class_new > 0,
+                             (total - s[rows])[:, None] / (K * per_class_new), 0.0)
+        mask = 1.0 if objective.weighted_mask is None else objective.weighted_mask
+        shift = c_new[:, g].T - c[g][:, None]  # (n, m): c'_{y_i}(j) − c_{y_i}
+        W += s[:, None, None] * shift[:, :, None] * np.broadcast_to(
+            mask, objective.row_weight.shape)[:, None, :]
+    W[rows, np.arange(m), :] = 0.0
+    return W
+
+
 def _newton_refine(objective, solver, j, delta, tol, max_iter):
     """Newton steps on R_{−j} with its exact (generalized) Hessian at each iterate,
     backtracking on the gradient norm. Returns (step, converged)."""
     removed = copy.copy(objective)
-    removed.row_weight = objective.row_weight.copy()
-    removed.row_weight[j] = 0.0
+    removed.row_weight = _removal_weights(objective, np.array([j]))[:, 0, :]
     basis = getattr(solver, "basis", None)
     free = objective.free
     full = objective.params.copy()
@@ -225,8 +271,7 @@ def _removal_gradients(objective, rows, steps):
         Z = Z + theta[:, k * d :][None, :, :]
     y = np.repeat(objective.y, m, axis=0)
     _, dZ = objective.loss.value_grad(Z.reshape(n * m, k), y)
-    dZ = dZ.reshape(n, m, k) * objective.row_weight[:, None, :]
-    dZ[rows, np.arange(m), :] = 0.0  # row j is not in its own objective
+    dZ = dZ.reshape(n, m, k) * _removal_weights(objective, rows)
     grad = [np.asarray(X.T @ dZ.reshape(n, m * k)).T.reshape(m, k * d)]
     if objective.fit_intercept:
         grad.append(dZ.sum(axis=0))

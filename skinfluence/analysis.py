@@ -156,8 +156,7 @@ default="self_influence"
           of row j's own loss, the diagonal of
           ``leave_one_out(X_train, y_train, method="newton")`` without its
           (n_train, n_train) cost (Spearman ρ ≥ 0.9997 between the two on breast
-          cancer). High-leverage rows, which first order underrates, move up. Not
-          supported with ``class_weight="balanced"``.
+          cancer). High-leverage rows, which first order underrates, move up.
         - "loss": the model's own training loss of row j, largest first.
         - "random": a random permutation (a baseline).
     random_state : int, RandomState instance or None, default=None
@@ -502,8 +501,7 @@ def loo_score(explainer, scoring="loss"):
     Parameters
     ----------
     explainer : InfluenceExplainer
-        Fitted. Works for a ``FrozenEstimator`` too (no refit is done). Not
-        supported with ``class_weight="balanced"``.
+        Fitted. Works for a ``FrozenEstimator`` too (no refit is done).
     scoring : {"loss", "accuracy"}, default="loss"
         - "loss": the mean leave-one-out loss (the model's own plain loss: log-loss
           for LogisticRegression, squared error for Ridge, …; lower is better).

@@ -105,7 +105,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Class labels.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when X has string column names.
     params_ : ndarray of shape (n_params,)
         θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted).

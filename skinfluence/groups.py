@@ -3,7 +3,7 @@
 Removing the rows of a group G (row weights v_ja = s_j c_ja) leaves the risk
 ``R_{−G} = R − (1/n) Σ_{j∈G} Σ_a v_ja L_a(z_j)``. At θ̂ its gradient is
 ``−(1/n) U_G b_G`` and its Hessian ``H_G = H − (1/n) U_G D_G U_Gᵀ``, where U_G (p × m,
-m = |G|·k) stacks the output Jacobians U_j = ∂z_j/∂θ of the group's rows, b_G the
+m = ``|G|·k``) stacks the output Jacobians U_j = ∂z_j/∂θ of the group's rows, b_G the
 weighted loss derivatives ``s_j c_j ⊙ dL/dz_j`` and D_G the block-diagonal matrix of
 ``diag(v_j) d²L/dz²_j``. Two estimates of the refit without G:
 
@@ -66,7 +66,7 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
         - "influence": the first-order sum ``−Σ_{j∈G} (s_j/n) · I_up,loss[t, j]``,
           i.e. the sum of ``leave_one_out(X, y)`` over the group's rows.
         - "newton": one Newton step from θ̂ on the objective without the group's rows
-          (a rank-|G|·k Woodbury downdate of the factorised Hessian for small groups,
+          (a rank-``|G|·k`` Woodbury downdate of the factorised Hessian for small groups,
           a direct factorisation of the downdated Hessian for large ones), with the
           test loss evaluated at the resulting parameters. Exact for least squares.
           For the exact hinge, the group's support vectors on the margin are
