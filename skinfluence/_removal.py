@@ -172,8 +172,8 @@ def exact_steps(objective, solver, hessian, *, tol=1e-10, max_iter=100):
         steps[rows] = delta
     unconverged = 0
     for j in stalled:  # curvature changed along the way: full (semismooth) Newton
-        steps[j], ok = _newton_refine(objective, solver, j, steps[j], tol * scale,
-                                      max_iter)
+        steps[j], ok = newton_refine(objective, solver, j, steps[j], tol * scale,
+                                     max_iter)
         unconverged += not ok
     _check_exact_result(objective, steps, unconverged, max_iter)
     return steps, len(stalled)
@@ -194,37 +194,41 @@ def _chord(objective, S, D, M, rows, U, g):
     return Sg + sum(u * r[:, [a]] for a, u in enumerate(U)) @ S
 
 
-def _removal_weights(objective, rows):
-    """Row weights s_i c'_ik of R_{−j} for each removed row j = rows[m], (n, m, k).
+def removal_weights(objective, removed):
+    """Row weights s_i c'_ik of R without the rows ``removed``, shape (n, k).
 
-    Row j's own weight is zero; with "balanced" class weights every class weight is
-    recomputed without row j, c'_g = S'/(K S'_g), as the refit does.
+    Their own weights are zero; with "balanced" class weights every class weight is
+    recomputed without them, c'_g = S'/(K S'_g), as the refit does.
     """
-    m = len(rows)
-    W = np.repeat(objective.row_weight[:, None, :], m, axis=1)
+    W = objective.row_weight.copy()
     if objective.weight_jacobian is not None:
         s, g = objective.sample_weight, objective.groups
         K = objective.weight_jacobian.shape[0]
         total, per_class = s.sum(), np.bincount(g, weights=s, minlength=K)
-        c = total / (K * per_class)
-        own = np.arange(K)[None, :] == g[rows, None]
-        per_class_new = per_class[None, :] - s[rows, None] * own  # (m, K)
+        left = per_class - np.bincount(g[removed], weights=s[removed], minlength=K)
         with np.errstate(divide="ignore", invalid="ignore"):
-            c_new = np.where(per_class_new > 0,
-                             (total - s[rows])[:, None] / (K * per_class_new), 0.0)
+            c_new = np.where(left > 0, (total - s[removed].sum()) / (K * left), 0.0)
+        shift = (c_new - total / (K * per_class))[g]  # c'_{y_i} − c_{y_i}
         mask = 1.0 if objective.weighted_mask is None else objective.weighted_mask
-        shift = c_new[:, g].T - c[g][:, None]  # (n, m): c'_{y_i}(j) − c_{y_i}
-        W += s[:, None, None] * shift[:, :, None] * np.broadcast_to(
-            mask, objective.row_weight.shape)[:, None, :]
-    W[rows, np.arange(m), :] = 0.0
+        W += (s * shift)[:, None] * np.broadcast_to(mask, W.shape)
+    W[removed] = 0.0
     return W
 
 
-def _newton_refine(objective, solver, j, delta, tol, max_iter):
-    """Newton steps on R_{−j} with its exact (generalized) Hessian at each iterate,
-    backtracking on the gradient norm. Returns (step, converged)."""
+def _removal_weights(objective, rows):
+    """``removal_weights`` for each single removed row j = rows[m], (n, m, k)."""
+    if objective.weight_jacobian is None:
+        W = np.repeat(objective.row_weight[:, None, :], len(rows), axis=1)
+        W[rows, np.arange(len(rows)), :] = 0.0
+        return W
+    return np.stack([removal_weights(objective, [j]) for j in rows], axis=1)
+
+
+def newton_refine(objective, solver, rows, delta, tol, max_iter):
+    """Newton steps on R without ``rows``, with its exact (generalized) Hessian at
+    each iterate, backtracking on the gradient norm. Returns (step, converged)."""
     removed = copy.copy(objective)
-    removed.row_weight = _removal_weights(objective, np.array([j]))[:, 0, :]
+    removed.row_weight = removal_weights(objective, np.atleast_1d(rows))
     basis = getattr(solver, "basis", None)
     free = objective.free
     full = objective.params.copy()

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
     "AttackResult",
@@ -102,7 +102,7 @@ def perturbation_influence(explainer, X, y, indices=None, *, test_loss=None):
     check_is_fitted(explainer)
     obj = explainer._objective
     _check_differentiable(obj)
-    Xv = validate_data(explainer, X, reset=False, accept_sparse="csr", dtype=np.float64)
+    Xv = explainer._validate_X(X)  # as the explained model sees it
     y_enc = explainer._encode(y, Xv)
     loss = explainer._test_loss(test_loss)
     rows = explainer._check_indices(indices)
@@ -354,7 +354,7 @@ def _check_refittable(explainer):
 
 def _test_losses(explainer, X, y, test_loss):
     obj = explainer._objective
-    Xv = validate_data(explainer, X, reset=False, accept_sparse="csr", dtype=np.float64)
+    Xv = explainer._validate_X(X)  # as the explained model sees it
     loss = explainer._test_loss(test_loss) or obj.loss
     return loss.value_grad(obj.decision(Xv), explainer._encode(y, Xv))[0]
 
