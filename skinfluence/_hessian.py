@@ -12,8 +12,10 @@ which is what refits reproduce.
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, qr
 from scipy.linalg.lapack import dpocon
+from sklearn.exceptions import ConvergenceWarning
 
 #: Above this estimated condition number, the influence is amplified noise: warn.
 CONDITION_WARN = 1e10
@@ -23,15 +25,20 @@ class SingularHessianWarning(UserWarning):
     """The Hessian of the training objective is (nearly) singular."""
 
 
-def complement_basis(directions):
-    """Orthonormal basis (p, p − rank) of the orthogonal complement of the columns."""
-    p, m = directions.shape
-    if m == 0:
-        return None
+def _span_and_complement(directions):
+    """Orthonormal bases of the columns' span and of its complement (pivoted QR)."""
+    p = directions.shape[0]
     Q, R, _ = qr(directions, mode="full", pivoting=True)
     diag = np.abs(np.diag(R))
     rank = int(np.sum(diag > diag.max(initial=0.0) * p * np.finfo(float).eps))
-    return Q[:, rank:]
+    return Q[:, :rank], Q[:, rank:]
+
+
+def complement_basis(directions):
+    """Orthonormal basis (p, p − rank) of the orthogonal complement of the columns."""
+    if directions.shape[1] == 0:
+        return None
+    return _span_and_complement(directions)[1]
 
 
 _SINGULAR = (
@@ -122,3 +129,132 @@ class CholeskySolver:
             return cho_solve(self._factor, B, check_finite=False)
         Z = self.basis
         return Z @ cho_solve(self._factor, Z.T @ B, check_finite=False)
+
+
+class ConjugateGradientSolver:
+    """Matrix-free preconditioned conjugate gradients on ``H + damping·I``.
+
+    Never forms H: each iteration is one Hessian-vector product per block of
+    right-hand sides, ``(1/n) [X, 1]ᵀ (D ⊙ ([X, 1] V)) + (q + λ) ⊙ V``, two products
+    with X (sparse X stays sparse). Jacobi (diagonal) preconditioner; the fixed
+    directions are projected out, so the answer is the same as
+    :class:`CholeskySolver`'s up to ``tol``.
+
+    Parameters
+    ----------
+    objective : LinearObjective
+        The objective at θ̂ (its loss curvature and row weights give H).
+    fixed_directions : ndarray of shape (p, m)
+        Directions the solution is kept orthogonal to.
+    damping : float
+        λ ≥ 0 added to the diagonal.
+    tol : float
+        Relative residual ‖H x − b‖ ≤ tol ‖b‖ per right-hand side.
+    max_iter : int or None
+        Iteration cap (None: 10·p); a ConvergenceWarning names the shortfall.
+    """
+
+    name = "cg"
+    condition_number_ = np.nan  # not estimated without factorising
+
+    def __init__(self, objective, fixed_directions, damping=0.0, *, tol=1e-10,
+                 max_iter=None):
+        if objective.pinned is not None and objective.pinned.any():
+            raise NotImplementedError(
+                "hessian_solver='cg' does not support the exact hinge (smoothing=0), "
+                "whose support vectors on the margin are pinned: use "
+                "hessian_solver='cholesky', or smoothing > 0."
+            )
+        self.objective = objective
+        self.damping = damping
+        self.tol = tol
+        X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
+        Hz = objective.loss.hessian(objective.decision(X), objective.y)
+        self._D = objective.row_weight[:, :, None] * Hz / n  # (n, k, k)
+        self._idx = objective.param_index()
+        p = int(objective.free.sum())
+        self.max_iter = 10 * p if max_iter is None else max_iter
+        self._basis = None  # orthonormal span of the fixed directions
+        if fixed_directions.shape[1]:
+            self._basis = _span_and_complement(fixed_directions)[0]
+        X2 = X.multiply(X) if sp.issparse(X) else X * X
+        diag = np.zeros(objective.n_params)
+        for a in range(k):
+            w = self._D[:, a, a]
+            diag[self._idx[a, : objective.n_features]] = np.asarray(X2.T @ w).ravel()
+            if objective.fit_intercept:
+                diag[self._idx[a, -1]] = w.sum()
+        diag = diag[objective.free] + objective.quad_penalty[objective.free] + damping
+        self._inv_diag = 1.0 / np.where(diag > 0, diag, 1.0)
+
+    def matvec(self, V):
+        """(H + λI) V for V of shape (p_free, m)."""
+        obj, X, idx = self.objective, self.objective.X, self._idx
+        k, d = obj.n_outputs, obj.n_features
+        full = np.zeros((obj.n_params, V.shape[1]))
+        full[obj.free] = V
+        Zv = np.stack([np.asarray(X @ full[idx[a, :d]])
+                       + (full[idx[a, d]] if obj.fit_intercept else 0.0)
+                       for a in range(k)], axis=1)  # (n, k, m): [X, 1] V per output
+        T = np.einsum("nab,nbm->nam", self._D, Zv)
+        out = np.zeros_like(full)
+        for a in range(k):
+            out[idx[a, :d]] = np.asarray(X.T @ T[:, a, :])
+            if obj.fit_intercept:
+                out[idx[a, d]] = T[:, a, :].sum(axis=0)
+        return out[obj.free] + (obj.quad_penalty[obj.free] + self.damping)[:, None] * V
+
+    def _project(self, V):
+        N = self._basis
+        return V if N is None else V - N @ (N.T @ V)
+
+    def solve(self, B):
+        """(H + λI)⁻¹ B on the complement of the fixed directions, B (p,) or (p, m)."""
+        vector = B.ndim == 1
+        B = self._project(np.asarray(B, dtype=float).reshape(B.shape[0], -1))
+        x = np.zeros_like(B)
+        r = B.copy()
+        z = self._project(self._inv_diag[:, None] * r)
+        p = z.copy()
+        rz = np.einsum("pm,pm->m", r, z)
+        target = self.tol * np.linalg.norm(B, axis=0)
+        active = np.linalg.norm(r, axis=0) > target
+        it = 0
+        while active.any() and it < self.max_iter:
+            it += 1
+            Hp = self._project(self.matvec(p[:, active]))
+            curvature = np.einsum("pm,pm->m", p[:, active], Hp)
+            flat = curvature <= 0
+            if flat.any():  # no curvature along the search direction: undefined
+                warnings.warn(
+                    "Conjugate gradients met a direction with no curvature (a "
+                    "parameter no training row's loss bends); those influences are "
+                    "left at their last iterate. Use damping > 0 or "
+                    "hessian_solver='cholesky'.",
+                    SingularHessianWarning,
+                    stacklevel=3,
+                )
+                idx = np.flatnonzero(active)
+                active[idx[flat]] = False
+                Hp, curvature = Hp[:, ~flat], curvature[~flat]
+                if not active.any():
+                    break
+            alpha = rz[active] / curvature
+            x[:, active] += alpha * p[:, active]
+            r[:, active] -= alpha * Hp
+            z_a = self._project(self._inv_diag[:, None] * r[:, active])
+            rz_new = np.einsum("pm,pm->m", r[:, active], z_a)
+            p[:, active] = z_a + (rz_new / rz[active]) * p[:, active]
+            rz[active] = rz_new
+            active[active] = np.linalg.norm(r[:, active], axis=0) > target[active]
+        self.n_iter_ = it
+        if active.any():
+            warnings.warn(
+                f"Conjugate gradients did not reach tol={self.tol:g} within "
+                f"{self.max_iter} iterations for {int(active.sum())} right-hand "
+                "side(s): influences are approximate. Raise cg_max_iter, loosen "
+                "cg_tol, add damping, or use hessian_solver='cholesky'.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return x[:, 0] if vector else x

@@ -19,7 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._hessian import CholeskySolver
+from ._hessian import CholeskySolver, ConjugateGradientSolver
 from ._parallel import BATCH_BYTES, map_batches
 from ._removal import exact_steps, loss_change, newton_steps
 from .models import (
@@ -30,6 +30,9 @@ from .models import (
     unwrap,
 )
 from .models._losses import test_loss as resolve_test_loss
+
+#: "auto" factorises the Hessian up to this many free parameters, else uses CG.
+AUTO_CHOLESKY_MAX = 4096
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
 OPTIMALITY_WARN = 1e-3
@@ -96,6 +99,20 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         training rows of float64). Larger requests raise a MemoryError that points
         to :meth:`most_influential` (top-k per test point, streamed) or to scoring
         fewer test rows per call. None removes the limit.
+    hessian_solver : {"auto", "cholesky", "cg"}, default="auto"
+        How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian,
+        after which every score is one matrix product (fastest for moderate p; the
+        only solver for the Newton and exact leave-one-out). "cg": matrix-free
+        conjugate gradients (Jacobi-preconditioned), for many parameters or sparse
+        wide X; each batch of test points is solved for, and no p × p or dense
+        n_train × p array is formed (not for the exact hinge). "auto": "cholesky"
+        up to 4,096 free parameters, "cg" beyond. The choice is
+        ``hessian_solver_.name``.
+    cg_tol : float, default=1e-10
+        Relative residual at which conjugate gradients stop.
+    cg_max_iter : int, default=None
+        Iteration cap for conjugate gradients (None: 10 × the number of parameters);
+        a ConvergenceWarning says when it is reached.
 
     Attributes
     ----------
@@ -109,7 +126,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Names of the features, when X has string column names.
     params_ : ndarray of shape (n_params,)
         θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted).
-    hessian_ : ndarray of shape (n_free, n_free)
+    hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
         for coefficients held at zero by an L1 penalty).
     hessian_solver_ : object
@@ -158,10 +175,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
         "max_result_bytes": [Interval(Integral, 1, None, closed="left"), None],
+        "hessian_solver": [StrOptions({"auto", "cholesky", "cg"})],
+        "cg_tol": [Interval(Real, 0, None, closed="neither")],
+        "cg_max_iter": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, estimator, *, damping=0.0, smoothing="auto", n_jobs=None,
-                 batch_size="auto", verbose=0, max_result_bytes=2**30):
+                 batch_size="auto", verbose=0, max_result_bytes=2**30,
+                 hessian_solver="auto", cg_tol=1e-10, cg_max_iter=None):
         self.estimator = estimator
         self.damping = damping
         self.smoothing = smoothing
@@ -169,6 +190,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.verbose = verbose
         self.max_result_bytes = max_result_bytes
+        self.hessian_solver = hessian_solver
+        self.cg_tol = cg_tol
+        self.cg_max_iter = cg_max_iter
 
     # -- fitting ------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
@@ -219,19 +243,34 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self._objective = objective
         self.params_ = objective.params
-        self.hessian_ = objective.hessian()
-        try:
-            self.hessian_solver_ = CholeskySolver(
-                self.hessian_, objective.fixed_directions(), self.damping
+        solver = self.hessian_solver
+        if solver == "auto":
+            pinned = objective.pinned is not None and objective.pinned.any()
+            small = objective.free.sum() <= AUTO_CHOLESKY_MAX
+            solver = "cholesky" if small or pinned else "cg"
+        self._train_rows, self._train_offsets = objective.train_gradients()
+        self._influence_rows = None
+        if solver == "cg":
+            self.hessian_ = None  # solved per batch of test points instead
+            self.hessian_solver_ = ConjugateGradientSolver(
+                objective, objective.fixed_directions(), self.damping,
+                tol=self.cg_tol, max_iter=self.cg_max_iter,
             )
-        except ValueError as exc:
-            raise ValueError(
-                f"{exc} (training data: n_samples={Xv.shape[0]}, "
-                f"n_params={len(self.params_)})"
-            ) from None
-        # I_up,params of every training row, solved once: every score is then a
-        # product with it (one numpy GEMM, no solver in the scoring loop).
-        self._influence_rows = self._solve_train_rows(*objective.train_gradients())
+        else:
+            self.hessian_ = objective.hessian()
+            try:
+                self.hessian_solver_ = CholeskySolver(
+                    self.hessian_, objective.fixed_directions(), self.damping
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"{exc} (training data: n_samples={Xv.shape[0]}, "
+                    f"n_params={len(self.params_)})"
+                ) from None
+            # I_up,params of every training row, solved once: every score is then a
+            # product with it (one numpy GEMM, no solver in the scoring loop).
+            self._influence_rows = self._influence_rows_for(np.arange(Xv.shape[0]))
+            self._train_rows = self._train_offsets = None  # not needed any more
 
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(self.params_), initial=0.0))
@@ -272,7 +311,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         free = self._objective.free
         self._check_result_size((len(rows), len(free)))
         out = np.zeros((len(rows), len(free)))
-        out[:, free] = self._influence_rows[rows]
+        out[:, free] = self._influence_rows_for(rows)
         return out
 
     def loss_influence(self, X, y, *, test_loss=None):
@@ -302,8 +341,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self._objective
         y_enc = self._encode(y, Xv)
         loss = self._test_loss(test_loss)
-        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
-                           self._influence_rows)
+        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
 
     def most_influential(self, X, y, k=10, kind="harmful", *, test_loss=None):
         """The k most influential training rows for each test point, streamed.
@@ -337,7 +375,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"kind must be 'harmful', 'helpful' or 'abs'; got {kind!r}."
             )
-        n_train = self._influence_rows.shape[0]
+        n_train = len(self.sample_weight_)
         if not isinstance(k, Integral) or not 1 <= k <= n_train:
             raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
         Xv = self._validate_X(X)
@@ -348,8 +386,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out = np.empty((Xv.shape[0], 2, k))  # [indices, scores] per test point
 
         def batch(sl, dest):
-            G_test = _dense(obj.test_gradients(Xv[sl], y_enc[sl], loss))
-            scores = G_test @ self._influence_rows.T
+            scores = self._scores_block(obj.test_gradients(Xv[sl], y_enc[sl], loss))
             key = np.abs(scores) if sign is None else sign * scores
             top = np.argpartition(-key, k - 1, axis=1)[:, :k]
             order = np.argsort(-np.take_along_axis(key, top, axis=1), axis=1,
@@ -387,11 +424,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Xv = self._validate_X(X)
         obj = self._objective
         if obj.targets.classes is None:  # regression: the prediction itself
-            return self._score(Xv, lambda sl: obj.prediction_gradients(Xv[sl]),
-                               self._influence_rows)
+            return self._score(Xv, lambda sl: obj.prediction_gradients(Xv[sl]))
         y_pred = self._encode(self.estimator_.predict(X), Xv)
-        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_pred[sl]),
-                           self._influence_rows)
+        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_pred[sl]))
 
     def self_influence(self):
         """I_up,loss(z_j, z_j) for every training row j.
@@ -408,7 +443,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         def batch(sl, dest):
             plain = _dense(obj.test_gradients(obj.X[sl], obj.y[sl]))
-            block = np.einsum("ip,ip->i", plain, self._influence_rows[sl])
+            rows = np.arange(sl.start, sl.stop)
+            block = np.einsum("ip,ip->i", plain, self._influence_rows_for(rows))
             if dest is None:
                 return block
             dest[...] = block
@@ -455,7 +491,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         loss = self._test_loss(test_loss)
         if method in ("newton", "exact"):
             solve = newton_steps if method == "newton" else exact_steps
-            self._check_result_size((Xv.shape[0], self._influence_rows.shape[0]))
+            self._check_result_size((Xv.shape[0], len(self.sample_weight_)))
             steps, _ = solve(obj, self.hessian_solver_, self._damped_hessian())
             out = np.empty((Xv.shape[0], steps.shape[0]))
 
@@ -473,9 +509,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             )
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
-        removal_rows = self._influence_rows * scale[:, None]
         return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
-                           removal_rows)
+                           row_scale=scale)
 
     def group_influence(self, groups, X, y, method="influence", *, test_loss=None):
         """Predicted change of each test loss when a whole group of rows is removed.
@@ -656,43 +691,82 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                                                                 self._objective)
 
     def _damped_hessian(self):
+        if self.hessian_ is None:
+            raise NotImplementedError(
+                "This needs the factorised Hessian: refit the explainer with "
+                "hessian_solver='cholesky' (Newton and exact leave-one-out, leverages "
+                "and group Newton steps are not available with conjugate gradients)."
+            )
         return self.hessian_ + self.damping * np.eye(self.hessian_.shape[0])
 
-    def _solve_train_rows(self, rows, offsets):
-        """−H⁻¹∇θL(z_j) for every training row j, dense (n_train, n_free)."""
-        groups = self._objective.groups
-        out = np.empty(rows.shape)
-
-        def batch(sl, dest):
-            G = _dense(rows[sl])
-            if offsets is not None:
-                G = G + offsets[groups[sl]]
-            dest[...] = -self.hessian_solver_.solve(G.T).T
-
-        map_batches(batch, out, batch_size=self.batch_size, n_jobs=1)
-        return out
-
-    def _score(self, Xv, test_gradients, train_factor):
-        """test_gradients(rows)ᵀ · train_factor[j] for every test row and training row j.
+    def _score(self, Xv, test_gradients, row_scale=None):
+        """Influence scores of every test row on every training row, in batches.
 
         ``test_gradients(sl)`` gives the θ-gradients of the scored quantity (a test
-        loss, or a prediction) for the test rows ``sl``.
+        loss, or a prediction) for the test rows ``sl``; ``row_scale`` multiplies
+        training row j's column (folded into the training factor when it is stored).
         """
-        self._check_result_size((Xv.shape[0], train_factor.shape[0]))
-        out = np.empty((Xv.shape[0], train_factor.shape[0]))
+        n = len(self.sample_weight_)
+        self._check_result_size((Xv.shape[0], n))
+        out = np.empty((Xv.shape[0], n))
+        factor = self._influence_rows
+        if factor is not None and row_scale is not None:
+            factor = factor * row_scale[:, None]
 
         def batch(sl, dest):
             G_test = test_gradients(sl)
-            if sp.issparse(G_test):
-                block = np.asarray(G_test @ train_factor.T)
+            if factor is not None and not sp.issparse(G_test):
+                block = np.matmul(G_test, factor.T, out=dest)
+            elif factor is not None:
+                block = np.asarray(G_test @ factor.T)
             else:
-                block = np.matmul(G_test, train_factor.T, out=dest)
+                block = self._scores_block(G_test)
+                if row_scale is not None:
+                    block *= row_scale
             if dest is None:
                 return block
             if block is not dest:
                 dest[...] = block
 
         return self._map(batch, out)
+
+    def _scores_block(self, G_test):
+        """G_test · (−H⁻¹∇θL(z_j)) for every training row j: (T, n_train)."""
+        if self._influence_rows is not None:
+            return np.asarray(G_test @ self._influence_rows.T)
+        # solve for the test side, then one product with the (sparse) training rows
+        V = -self.hessian_solver_.solve(_dense(G_test).T)  # (p, T)
+        block = np.asarray(self._train_rows @ V).T
+        if self._train_offsets is not None:
+            block += (V.T @ self._train_offsets.T)[:, self._objective.groups]
+        return block
+
+    def _combined_influence_rows(self, P):
+        """P · (−H⁻¹∇θL(z_j))_j for a (m, n_train) matrix P (e.g. group sums)."""
+        if self._influence_rows is not None:
+            return np.asarray(P @ self._influence_rows)
+        G = _dense(P @ self._train_rows)
+        if self._train_offsets is not None:
+            groups = self._objective.groups
+            member = sp.csr_matrix((np.ones(len(groups)), (np.arange(len(groups)),
+                                                           groups)))
+            G = G + _dense(P @ member) @ self._train_offsets
+        return -self.hessian_solver_.solve(G.T).T
+
+    def _influence_rows_for(self, rows):
+        """−H⁻¹∇θL(z_j) (free parameters) for the training rows ``rows``."""
+        if self._influence_rows is not None:
+            return self._influence_rows[rows]
+        out = np.empty((len(rows), int(self._objective.free.sum())))
+
+        def batch(sl, dest):
+            G = _dense(self._train_rows[rows[sl]])
+            if self._train_offsets is not None:
+                G = G + self._train_offsets[self._objective.groups[rows[sl]]]
+            dest[...] = -self.hessian_solver_.solve(G.T).T
+
+        map_batches(batch, out, batch_size=self.batch_size, n_jobs=1)
+        return out
 
     def _encode(self, y, Xv):
         """Test labels in the family's encoding (clear errors for bad labels)."""

@@ -144,7 +144,7 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
         cols = np.concatenate(members)
         P = sp.csr_matrix((-explainer.sample_weight_[cols] / n, (rows, cols)),
                           shape=(len(members), n))
-        factor = np.asarray(P @ explainer._influence_rows)
+        factor = explainer._combined_influence_rows(P)
         G_test = obj.test_gradients(Xv, y_enc, loss)
         return np.asarray(G_test @ factor.T)
     if method == "exact":

@@ -1,0 +1,121 @@
+"""Hessian solvers: conjugate gradients give the Cholesky answers, on every kind of
+objective (flat softmax directions, balanced offsets, L1 active sets, pinned hinge
+rows, several outputs, sparse X); the Cholesky path itself is checked against refits
+throughout the test suite."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from skinfluence import InfluenceExplainer
+from skinfluence.groups import group_influence
+
+
+def _cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:, :10]
+    return X[:150], y[:150], X[150:190], y[150:190]
+
+
+def _iris():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    perm = np.random.RandomState(0).permutation(len(y))
+    return X[perm][:100], y[perm][:100], X[perm][100:], y[perm][100:]
+
+
+def _diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    y2 = np.c_[y, X[:, 0] * 100 + y / 2]
+    return X[:150], y2[:150], X[150:190], y2[150:190]
+
+
+TIGHT = dict(solver="newton-cholesky", tol=1e-12, max_iter=1000)
+CASES = {
+    "binary": (LogisticRegression(**TIGHT), _cancer, None),
+    "multinomial-null-space": (LogisticRegression(**TIGHT), _iris, None),
+    "balanced-sample-weights": (LogisticRegression(class_weight="balanced", **TIGHT),
+                                _cancer, "random"),
+    "elastic-net-active-set": (LogisticRegression(solver="saga", l1_ratio=0.5, C=0.3,
+                                                  tol=1e-14, max_iter=10**6),
+                               _cancer, None),
+    "smoothed-hinge": (SVC(kernel="linear", C=0.5, tol=1e-10), _cancer, None),
+    "ridge-two-outputs": (Ridge(alpha=1.0), _diabetes, None),
+    "sparse": (LogisticRegression(**TIGHT), lambda: tuple(
+        sp.csr_matrix(a) if i % 2 == 0 else a for i, a in enumerate(_cancer())), None),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_conjugate_gradients_match_cholesky(case):
+    estimator, data, weights = CASES[case]
+    X, y, Xt, yt = data()
+    sw = None if weights is None else np.random.RandomState(0).uniform(0.5, 2, len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        smoothing = 0.01 if isinstance(estimator, SVC) else "auto"
+        chol = InfluenceExplainer(estimator, hessian_solver="cholesky",
+                                  smoothing=smoothing).fit(X, y, sw)
+        cg = InfluenceExplainer(estimator, hessian_solver="cg", batch_size=16,
+                                smoothing=smoothing).fit(X, y, sw)
+    assert chol.hessian_solver_.name == "cholesky" and cg.hessian_solver_.name == "cg"
+    assert cg.hessian_ is None
+
+    def close(a, b):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-8 * np.abs(b).max())
+
+    close(cg.param_influence(), chol.param_influence())
+    close(cg.loss_influence(Xt, yt), chol.loss_influence(Xt, yt))
+    close(cg.leave_one_out(Xt, yt), chol.leave_one_out(Xt, yt))
+    close(cg.self_influence(), chol.self_influence())
+    close(cg.transform(Xt), chol.transform(Xt))
+    idx_a, sc_a = cg.most_influential(Xt, yt, k=3, kind="abs")
+    idx_b, sc_b = chol.most_influential(Xt, yt, k=3, kind="abs")
+    close(sc_a, sc_b)
+    groups = np.arange(len(y)) % 5
+    close(group_influence(cg, groups, Xt, yt), group_influence(chol, groups, Xt, yt))
+
+
+def test_cholesky_only_methods_say_so():
+    X, y, Xt, yt = _cancer()
+    cg = InfluenceExplainer(LogisticRegression(**TIGHT), hessian_solver="cg").fit(X, y)
+    for call in (lambda: cg.leave_one_out(Xt, yt, method="newton"), cg.leverages):
+        with pytest.raises(NotImplementedError, match="hessian_solver='cholesky'"):
+            call()
+
+
+def test_exact_hinge_needs_cholesky():
+    X, y, *_ = _cancer()
+    with pytest.raises(NotImplementedError, match="hessian_solver='cholesky'"):
+        InfluenceExplainer(SVC(kernel="linear"), hessian_solver="cg").fit(X, y)
+
+
+def test_iteration_cap_warns():
+    X, y, Xt, yt = _cancer()
+    with pytest.warns(ConvergenceWarning, match="Conjugate gradients did not reach"):
+        InfluenceExplainer(LogisticRegression(**TIGHT), hessian_solver="cg",
+                           cg_max_iter=1).fit(X, y)
+
+
+@pytest.mark.slow
+def test_auto_uses_conjugate_gradients_for_wide_sparse_data():
+    """5,001 parameters: "auto" picks CG and matches the dense factorisation."""
+    rng = np.random.RandomState(0)
+    X = sp.random(250, 5000, density=0.01, random_state=rng, format="csr") * 5
+    y = (np.asarray(X[:, :50].sum(axis=1)).ravel() + rng.standard_normal(250) > 0)
+    y = y.astype(int)
+    # lbfgs: newton-cholesky itself would factorise 5,001² per iteration (minutes)
+    model = LogisticRegression(C=1.0, solver="lbfgs", tol=1e-10, max_iter=5000)
+    auto = InfluenceExplainer(model).fit(X[:200], y[:200])
+    assert auto.hessian_solver_.name == "cg"
+    dense = InfluenceExplainer(model, hessian_solver="cholesky").fit(X[:200], y[:200])
+    expected = dense.loss_influence(X[200:220], y[200:220])
+    np.testing.assert_allclose(auto.loss_influence(X[200:220], y[200:220]), expected,
+                               rtol=0, atol=1e-7 * np.abs(expected).max())
