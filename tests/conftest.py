@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_iris, make_classification
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,11 @@ def synthetic_data():
         n_samples=160, n_features=6, n_informative=4, flip_y=0.1, random_state=1
     )
     return X[:120], y[:120], X[120:], y[120:]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_blas_thread():
+    """The test matrices are tiny: BLAS threads only add contention (minutes of wall
+    time on a loaded 2-core machine). Results do not depend on it."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

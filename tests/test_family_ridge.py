@@ -41,19 +41,11 @@ from sklearn.linear_model import LinearRegression, Ridge, RidgeClassifier
 from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceExplainer, SingularHessianWarning
 
 RTOL = 1e-5  # required accuracy of every influence against refits
 H = 1e-2  # Richardson: central differences at h and h/2 (module docstring)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_blas_thread():
-    # tiny matrices: BLAS threads only add contention; results do not depend on it
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # -- data ---------------------------------------------------------------------------

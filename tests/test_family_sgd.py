@@ -81,7 +81,6 @@ from sklearn.linear_model import (
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceExplainer
 from skinfluence._hessian import SingularHessianWarning
@@ -94,12 +93,6 @@ from skinfluence.models.sgd import (
 
 RTOL = 1e-5  # required accuracy of every influence against exact re-minimisations
 H = 1e-3  # Richardson: central differences at h = 1e-3 and 5e-4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_blas_thread():
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # -- data ---------------------------------------------------------------------------

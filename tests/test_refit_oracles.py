@@ -38,20 +38,11 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceExplainer
 
 RTOL = 1e-5  # required accuracy of every influence against refits
 H = 1e-2  # Richardson: central differences at h = 1e-2 and 5e-3
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_blas_thread():
-    # The matrices are tiny: BLAS threads only add contention (and minutes of wall
-    # time on a loaded 2-core machine). Results do not depend on it.
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # -- data ---------------------------------------------------------------------------
