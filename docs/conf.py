@@ -73,7 +73,7 @@ sphinx_gallery_conf = {
 warnings.filterwarnings("ignore", category=UserWarning,
                         message="Matplotlib is currently using agg")
 
-# -- HTML ---------------------------------------------------------------------------------
+# -- HTML -------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"skinfluence {release}"
 html_theme_options = {

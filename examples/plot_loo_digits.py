@@ -69,7 +69,7 @@ actual = refit_loo(explainer, x_t, y_t, rows, X_train=X_train, y_train=y_train)
 # :class:`~skinfluence.InfluenceDisplay` with ``kind="loo"`` draws the predicted
 # against the actual change, with the line y = x and Pearson's R.
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharex=True, sharey=True)
-for ax, method in zip(axes, ["influence", "newton"]):
+for ax, method in zip(axes, ["influence", "newton"], strict=False):
     InfluenceDisplay.from_explainer(
         explainer, x_t, y_t, kind="loo", method=method, actual=actual, rows=rows,
         name=method, ax=ax,

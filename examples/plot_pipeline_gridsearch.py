@@ -19,7 +19,6 @@ one fit per candidate instead of one per training row.
 # ``estimator__<step>__<name>``; ``score``, ``predict`` and friends are delegated to
 # the fitted pipeline.
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, LeaveOneOut, cross_val_score

@@ -55,7 +55,7 @@ print("most helpful training documents for test document 0:", indices[0].tolist(
 # documents with the largest predicted effect on the mean test loss, refits, and
 # compares.
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True, sharey=True)
-for ax, method in zip(axes, ["influence", "newton"]):
+for ax, method in zip(axes, ["influence", "newton"], strict=False):
     result = validate(explainer, X_test, y_test, k=30, method=method)
     print(result)
     InfluenceDisplay(predicted_loo=result.predicted, actual_loo=result.actual,

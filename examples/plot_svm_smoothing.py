@@ -75,7 +75,7 @@ actual = refit_loo(exact, X_test[near], y_test[near], rows, X_train=X_train,
 settings = [(t, "influence") for t in temperatures] + [(0.01, "newton")]
 fig, axes = plt.subplots(1, len(settings), figsize=(16, 3.6), sharex=True,
                          sharey=True)
-for ax, (t, method) in zip(axes, settings):
+for ax, (t, method) in zip(axes, settings, strict=False):
     explainer = InfluenceExplainer(svm, smoothing=t).fit(X_train, y_train)
     predicted = explainer.leave_one_out(X_test[near], y_test[near], method=method,
                                         test_loss="hinge")
@@ -99,8 +99,8 @@ plt.show()
 #
 # Two different questions get different answers. The exact hinge (t = 0) gives the
 # exact derivative :math:`n\,\partial\hat\theta/\partial s_j` of the SVM solution
-# (in the benchmarks it matches refits with slightly changed sample weights to 4e-7). A *removal*
-# is not a small change, though: removing a support vector moves other rows across
+# (in the benchmarks it matches refits with slightly changed sample weights to
+# 4e-7). A *removal* is not a small change, though: removing a support vector moves other rows across
 # the margin, which no derivative at the optimum sees, and smoothing (t > 0) spreads
 # the curvature over the rows near the margin that might cross it. On this small
 # split larger t correlates better but overshoots (slope > 1); on the paper's

@@ -69,7 +69,7 @@ plt.show()
 # n_test × n_train matrix is never held in memory).
 indices, scores = explainer.most_influential(X_test[t:t + 1], y_test[t:t + 1], k=5,
                                              kind="harmful")
-for j, s in zip(indices[0], scores[0]):
+for j, s in zip(indices[0], scores[0], strict=False):
     print(f"training row {j:4d} (label {y_train[j]}): I_up,loss = {s:+.3f}")
 
 # %%
