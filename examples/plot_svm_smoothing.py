@@ -100,8 +100,9 @@ plt.show()
 # Two different questions get different answers. The exact hinge (t = 0) gives the
 # exact derivative :math:`n\,\partial\hat\theta/\partial s_j` of the SVM solution
 # (in the benchmarks it matches refits with slightly changed sample weights to
-# 4e-7). A *removal* is not a small change, though: removing a support vector moves other rows across
-# the margin, which no derivative at the optimum sees, and smoothing (t > 0) spreads
+# 4e-7). A *removal* is not a small change, though: removing a support vector
+# moves other rows across the margin, which no derivative at the optimum sees, and
+# smoothing (t > 0) spreads
 # the curvature over the rows near the margin that might cross it. On this small
 # split larger t correlates better but overshoots (slope > 1); on the paper's
 # stratified split of the :doc:`benchmarks </benchmarks>`, t = 0.01 with one Newton
