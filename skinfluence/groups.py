@@ -28,6 +28,7 @@ and the downdated Hessian factorised on it), which for a single row is the rank-
 release of ``leave_one_out(method="newton")``.
 """
 
+import copy
 import warnings
 from numbers import Integral
 
@@ -37,7 +38,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from sklearn.utils.validation import check_is_fitted
 
 from ._hessian import complement_basis
-from ._removal import loss_change, newton_refine
+from ._removal import loss_change, newton_refine, removal_weights
 
 __all__ = ["group_influence"]
 
@@ -72,9 +73,10 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
           For the exact hinge, the group's support vectors on the margin are
           released (rows outside the margin give exactly 0, like the refit; for
           groups of several support vectors the step tracks refits only roughly,
-          as the active set changes). Not supported: ``class_weight="balanced"``.
-        - "exact": continues from the Newton step (from θ̂ with balanced class
-          weights, which are recomputed without the group as the refit does) with
+          as the active set changes). With ``class_weight="balanced"`` the class
+          weights are recomputed without the group, as the refit does.
+        - "exact": continues from the Newton step (class weights recomputed
+          without the group when "balanced", as the refit does) with
           Newton steps on the objective without the group, its exact Hessian at each
           iterate, to a relative tolerance of 1e-10: the refit's answer. Smooth and
           once-differentiable losses (not the hinge).
@@ -93,8 +95,8 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
     Raises
     ------
     NotImplementedError
-        ``method="newton"`` with class weights computed from the sample weights
-        (``class_weight="balanced"``).
+        ``method="newton"`` or ``"exact"`` for a hinge SVM with
+        ``class_weight="balanced"``, and ``"exact"`` for the hinge.
 
     Examples
     --------
@@ -169,12 +171,8 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
             "yet: removing support vectors moves other rows across the margin, which "
             "needs active-set steps. Use method='newton'."
         )
-    p = hessian.shape[0]
-    if objective.weight_jacobian is None:
-        start = newton_group_steps(objective, solver, hessian, members)
-        start[np.isnan(start)] = 0.0
-    else:  # balanced: the Newton start is not available, Newton refinement is
-        start = np.zeros((len(members), p))
+    start = newton_group_steps(objective, solver, hessian, members)
+    start[np.isnan(start)] = 0.0
     scale = max(1.0, np.abs(objective.params).max(initial=0.0))
     steps = np.empty_like(start)
     failed = []
@@ -190,6 +188,36 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
             RuntimeWarning,
             stacklevel=3,
         )
+    return steps
+
+
+def _balanced_group_steps(objective, solver, hessian, members):
+    """Newton steps when removing rows recomputes every class weight ("balanced").
+
+    The objective without the group differs from R on every row, not by a low-rank
+    term: its gradient and Hessian at θ̂ (at the recomputed class weights) are
+    formed directly and solved on the complement of the fixed directions.
+    """
+    if objective.train_dz is not None:
+        raise NotImplementedError(
+            "group_influence(method='newton') for a hinge SVM with "
+            "class_weight='balanced' is not supported yet."
+        )
+    damping = hessian - objective.hessian()  # λI, as the solver factorised it
+    basis = getattr(solver, "basis", None)
+    steps = np.empty((len(members), hessian.shape[0]))
+    for g, rows in enumerate(members):
+        removed = copy.copy(objective)
+        removed.row_weight = removal_weights(objective, rows)
+        H, grad = removed.hessian() + damping, removed.gradient()
+        if basis is not None:
+            H, grad = basis.T @ H @ basis, basis.T @ grad
+        try:
+            step = cho_solve(cho_factor(H, lower=True), grad)
+        except LinAlgError:
+            steps[g] = np.nan
+            continue
+        steps[g] = -(basis @ step if basis is not None else step)
     return steps
 
 
@@ -236,12 +264,7 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
         raise ValueError(f"strategy must be 'auto', 'woodbury' or 'direct'; "
                          f"got {strategy!r}.")
     if objective.weight_jacobian is not None:
-        raise NotImplementedError(
-            "group_influence(method='newton') with class weights computed from the "
-            "sample weights (class_weight='balanced') is not supported yet: removing "
-            "rows shifts every class weight. Use method='influence', or explicit "
-            "class weights."
-        )
+        return _balanced_group_steps(objective, solver, hessian, members)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     p = hessian.shape[0]
     Hz = objective.loss.hessian(objective.decision(X), objective.y)
