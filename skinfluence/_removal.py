@@ -1,4 +1,5 @@
-"""Removing a training row beyond first order: one Newton step without the row.
+"""Removing a training row beyond first order: one Newton step without the row, or
+the exact optimum without it.
 
 Removing row j (weights v_jk = s_j c_jk) leaves the risk ``R_{−j} = R − (1/n) Σ_k v_jk
 L_k(z_j)``. At θ̂ its gradient is ``−(s_j/n) U_j w_j`` and its Hessian
@@ -139,12 +140,18 @@ def exact_steps(objective, solver, hessian, *, tol=1e-10, max_iter=100):
     the downdated Hessian at θ̂. Returns (steps (n, p_free), iterations used).
     """
     _check_supported(objective)
-    if objective.train_dz is not None:
-        raise NotImplementedError(
-            "method='exact' for the hinge loss is not supported yet: removing a "
-            "support vector moves other rows across the margin, which needs "
-            "active-set (path-following) steps. Use method='newton'."
-        )
+    if objective.train_dz is not None:  # the hinge: follow the solution path
+        steps, crossings = hinge_exact_steps(objective)
+        if np.isnan(steps).any():
+            warnings.warn(
+                f"For {int(np.isnan(steps).any(axis=1).sum())} row(s) the hinge "
+                "solution path has no unique continuation (e.g. no support vector "
+                "left on the margin to fix an unpenalised intercept); their "
+                "estimates are NaN.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return steps[:, objective.free], crossings
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     parts = S, D, M = _downdate_parts(objective, solver)
     steps, _ = newton_steps(objective, solver, hessian, parts)
@@ -322,3 +329,125 @@ def loss_change(objective, X_test, y_test, steps, loss=None):
 
 def _dense(M):
     return M.toarray() if sp.issparse(M) else np.asarray(M)
+
+
+# -- exact removal for the hinge: follow the solution path (decremental SVM) ---------
+def hinge_exact_steps(objective, rows=None, *, tol=1e-9):
+    """θ̂_{−j} − θ̂ for an SVM (hinge loss, dual subgradients known), all params.
+
+    Row j's weight is scaled by (1 − t), t from 0 to 1; the solution is piecewise
+    linear in t. On each piece the rows inside the margin (μ_i = v_i), on it
+    (m_i = 1, 0 < μ_i < v_i) and outside (μ_i = 0) stay put, and the solution solves
+
+        q ⊙ θ = (1/n) Σ_i μ_i ỹ_i x̃_i,    ỹ_i x̃_iᵀ θ = 1 on the margin
+
+    (μ_i = s_i c_i β_i, the dual variables); at each breakpoint one row changes
+    sides (Cauwenberghs & Poggio's decremental step). One-vs-rest outputs are
+    independent problems. Returns (steps (n_rows, p) — NaN where the path is
+    undefined — and the number of breakpoints crossed).
+    """
+    from .models._losses import signed_targets
+
+    obj = objective
+    n, k = obj.X.shape[0], obj.n_outputs
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    X = _dense(obj.X)
+    Xt = np.hstack([X, np.ones((n, 1))]) if obj.fit_intercept else X
+    Yt = signed_targets(obj.y, k)
+    idx = obj.param_index()
+    theta = obj.params
+    steps = np.zeros((len(rows), obj.n_params))
+    crossings = 0
+    for a in range(k):
+        v = obj.row_weight[:, a]
+        mu = -obj.train_dz[:, a] * Yt[:, a] * v  # μ_i = β_i v_i ∈ [0, v_i]
+        q = obj.quad_penalty[idx[a]]
+        A = Yt[:, [a]] * Xt  # rows ỹ_i x̃_i: margin m_i = A_i θ
+        for r, j in enumerate(rows):
+            if mu[j] <= tol * max(v[j], 1e-300):
+                continue  # outside the margin: removing it changes nothing
+            out = _decrement(A, v, mu, q, theta[idx[a]], j, n, tol)
+            if out is None:
+                steps[r] = np.nan
+            else:
+                steps[r, idx[a]] += out[0] - theta[idx[a]]
+                crossings += out[1]
+    return steps, crossings
+
+
+def _decrement(A, v, mu, q, theta, j, n, tol):
+    """Follow the SVM solution as row j's weight goes from v_j to 0."""
+    mu = mu.copy()
+    state = np.where(mu >= v * (1 - 1e-6), 1, np.where(mu <= v * 1e-6, -1, 0))
+    # 1 inside (μ = v), 0 on the margin, −1 outside (μ = 0)
+    t, pieces = 0.0, 0
+    for _ in range(10 * len(v) + 10):
+        M = np.flatnonzero(state == 0)
+        inside = np.flatnonzero(state == 1)
+        bound = v.copy()
+        bound[j] = (1 - t) * v[j]
+        # derivative of the right-hand side in t: only row j's bound moves, if inside
+        d = len(q)
+        K = np.zeros((d + len(M), d + len(M)))
+        K[:d, :d] = np.diag(q)
+        K[:d, d:] = -A[M].T / n
+        K[d:, :d] = A[M]
+        rhs = np.zeros(d + len(M))
+        rhs[:d] = A[inside].T @ bound[inside] / n
+        rhs[d:] = 1.0
+        drhs = np.zeros(d + len(M))
+        if state[j] == 1:
+            drhs[:d] = -A[j] * v[j] / n
+        try:
+            sol = np.linalg.solve(K, rhs)
+            dsol = np.linalg.solve(K, drhs)
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(sol)):
+            return None
+        th, mu_M = sol[:d], sol[d:]
+        dth, dmu_M = dsol[:d], dsol[d:]
+        # the next breakpoint: a margin row's μ hits 0 or its bound, another row's
+        # margin reaches 1, or row j (on the margin) hits its shrinking bound
+        best, event = 1.0 - t, None
+        m, dm = A @ th, A @ dth
+        for i_pos, i in enumerate(M):
+            rate = dmu_M[i_pos]
+            if i == j:
+                # μ_j(s) ≤ (1 − t − s) v_j, reached at s = ((1−t)v_j − μ_j)/(rate + v_j)
+                gap, speed = (1 - t) * v[j] - mu_M[i_pos], rate + v[j]
+                if speed > 0 and 0 <= gap / speed < best:
+                    best, event = max(gap / speed, 0.0), (i, 1)
+                if rate < 0 and 0 <= -mu_M[i_pos] / rate < best:
+                    best, event = -mu_M[i_pos] / rate, (i, -1)
+                continue
+            if rate < 0 and -mu_M[i_pos] / rate < best:
+                best, event = max(-mu_M[i_pos] / rate, 0.0), (i, -1)
+            if rate > 0 and (v[i] - mu_M[i_pos]) / rate < best:
+                best, event = max((v[i] - mu_M[i_pos]) / rate, 0.0), (i, 1)
+        # rows inside (m < 1) whose margin rises to 1, rows outside (m > 1) whose
+        # margin falls to 1; a row already at m ≈ 1 moving the wrong way goes now
+        others = np.flatnonzero((state != 0) & (np.arange(len(v)) != j))
+        toward = np.where(state[others] == 1, dm[others] > 1e-14, dm[others] < -1e-14)
+        crossing = others[toward]
+        when = np.maximum((1.0 - m[crossing]) / dm[crossing], 0.0)
+        ok = (1.0 - m[crossing]) / dm[crossing] > -1e-9
+        if ok.any():
+            first = np.argmin(np.where(ok, when, np.inf))
+            if when[first] < best:
+                best, event = when[first], (crossing[first], 0)
+        if event is None:  # no breakpoint before t = 1
+            return th + (1.0 - t) * dth, pieces
+        i, new_state = event
+        t += best
+        pieces += 1
+        state[i] = new_state
+        if state[j] == 1 and t >= 1.0 - 1e-12:
+            return th + best * dth, pieces
+        # carry μ of margin rows (for the next bounds), at the breakpoint
+        mu[M] = mu_M + best * dmu_M
+        if new_state == 1:
+            mu[i] = v[i] if i != j else (1 - t) * v[j]
+        elif new_state == -1:
+            mu[i] = 0.0
+    return None

@@ -471,7 +471,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             - "exact": continues from the Newton step (chord iterations with the
               downdated Hessian, no refit) to the optimum without row j, to a
               relative tolerance of 1e-10: the refit's answer, at a fraction of its
-              cost. Smooth and once-differentiable losses (not the hinge yet).
+              cost. For hinge SVMs, the solution path is followed as the row's
+              weight goes to zero (rows crossing the margin on the way), which is
+              exact too.
         test_loss : str or object, default=None
             As in :meth:`loss_influence`.
 
