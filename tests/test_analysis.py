@@ -333,3 +333,30 @@ def test_loo_score_weighted_is_weighted_mean():
     diag = np.diag(ex.leave_one_out(X, y, method="newton"))
     expected = np.average(obj.test_loss(obj.X, obj.y) + diag, weights=sw)
     assert loo_score(ex) == pytest.approx(expected, rel=1e-12)
+
+
+def test_mislabel_search_on_digits():
+    """Second dataset: digits 1 vs 7 with 10% of labels flipped on purpose.
+
+    Measured (found after checking 10 / 20 / 30%): self-influence 0.97 / 1.0 / 1.0,
+    leverage-corrected the same, training loss 1.0 / 1.0 / 1.0, random 0.08 / 0.25 /
+    0.31. (The flips use a different seed from the random ranking: RandomState(0)'s
+    choice() is its permutation()'s prefix.)
+    """
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    keep = np.isin(y, (1, 7))
+    X, y = X[keep] / 16.0, (y[keep] == 7).astype(int)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[np.random.RandomState(42).choice(len(y), len(y) // 10, replace=False)] = 1
+    y_noisy = np.where(flipped, 1 - y, y)
+    model = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-10)
+    explainer = InfluenceExplainer(model).fit(X, y_noisy)
+    n = len(y)
+    found = {s: mislabel_curve(mislabel_ranking(explainer, s, random_state=0),
+                               flipped)[1][int(0.2 * n)]
+             for s in ("self_influence", "leverage_corrected", "loss", "random")}
+    for strategy in ("self_influence", "leverage_corrected", "loss"):
+        assert found[strategy] >= 0.9
+        assert found[strategy] >= found["random"] + 0.5
