@@ -1,0 +1,32 @@
+"""Scoring under joblib's Dask backend gives the same results as in-process."""
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from skinfluence import InfluenceExplainer
+
+# dask is an optional extra of the package; the test extra installs it, so CI runs this
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_matches_in_process():
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(solver="newton-cholesky", tol=1e-10)
+    explainer = InfluenceExplainer(model, batch_size=7).fit(X, y)
+    reference = explainer.loss_influence(X, y)
+    newton = explainer.leave_one_out(X, y, method="newton")
+    top = explainer.most_influential(X, y, k=3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster), joblib.parallel_backend("dask"):
+        np.testing.assert_allclose(explainer.loss_influence(X, y), reference,
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(explainer.leave_one_out(X, y, method="newton"),
+                                   newton, rtol=0, atol=1e-12)
+        idx, scores = explainer.most_influential(X, y, k=3)
+    np.testing.assert_array_equal(idx, top[0])
+    np.testing.assert_allclose(scores, top[1], rtol=0, atol=1e-12)
