@@ -189,20 +189,29 @@ class ConjugateGradientSolver:
 
     def matvec(self, V):
         """(H + λI) V for V of shape (p_free, m)."""
-        obj, X, idx = self.objective, self.objective.X, self._idx
+        obj, X = self.objective, self.objective.X
         k, d = obj.n_outputs, obj.n_features
-        full = np.zeros((obj.n_params, V.shape[1]))
-        full[obj.free] = V
-        Zv = np.stack([np.asarray(X @ full[idx[a, :d]])
-                       + (full[idx[a, d]] if obj.fit_intercept else 0.0)
+        all_free = obj.free.all()
+        if all_free:
+            full = V
+        else:
+            full = np.zeros((obj.n_params, V.shape[1]))
+            full[obj.free] = V
+        # θ layout: output a's coefficients are the slice a·d:(a+1)·d, its
+        # intercept the entry k·d + a (views, no copies of the p × m block)
+        Zv = np.stack([np.asarray(X @ full[a * d:(a + 1) * d])
+                       + (full[k * d + a] if obj.fit_intercept else 0.0)
                        for a in range(k)], axis=1)  # (n, k, m): [X, 1] V per output
-        T = np.einsum("nab,nbm->nam", self._D, Zv)
-        out = np.zeros_like(full)
+        T = Zv * self._D[:, 0, 0][:, None, None] if k == 1 else \
+            np.einsum("nab,nbm->nam", self._D, Zv)
+        out = np.empty((obj.n_params, V.shape[1]))
         for a in range(k):
-            out[idx[a, :d]] = np.asarray(X.T @ T[:, a, :])
+            out[a * d:(a + 1) * d] = np.asarray(X.T @ T[:, a, :])
             if obj.fit_intercept:
-                out[idx[a, d]] = T[:, a, :].sum(axis=0)
-        return out[obj.free] + (obj.quad_penalty[obj.free] + self.damping)[:, None] * V
+                out[k * d + a] = T[:, a, :].sum(axis=0)
+        if not all_free:
+            out = out[obj.free]
+        return out + (obj.quad_penalty[obj.free] + self.damping)[:, None] * V
 
     def _project(self, V):
         N = self._basis

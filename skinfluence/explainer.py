@@ -397,9 +397,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 return block
             dest[...] = block
 
-        rows = max(1, BATCH_BYTES // (8 * n_train))
         map_batches(batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
-                    batch_size=rows if self.batch_size == "auto" else self.batch_size)
+                    batch_size=self._test_batch_size())
         return out[:, 0].astype(np.intp), out[:, 1]
 
     def transform(self, X):
@@ -643,9 +642,22 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     # -- internals ----------------------------------------------------------------
     def _map(self, fn, out):
         return map_batches(
-            fn, out, batch_size=self.batch_size, n_jobs=self.n_jobs,
+            fn, out, batch_size=self._test_batch_size(), n_jobs=self.n_jobs,
             verbose=self.verbose,
         )
+
+    def _test_batch_size(self):
+        """Test rows per batch: ``batch_size``, or about 128 MiB of work per batch.
+
+        A batch holds its (rows, n_train) block of scores; without stored training
+        solutions (conjugate gradients) also about five (n_params, rows) blocks.
+        """
+        if self.batch_size != "auto":
+            return self.batch_size
+        per_row = len(self.sample_weight_)
+        if self._influence_rows is None:
+            per_row += 5 * int(self._objective.free.sum())
+        return max(1, BATCH_BYTES // (8 * per_row))
 
     def _validate_X(self, X):
         """Test X as the explained model sees it (after a Pipeline's first steps)."""
