@@ -13,13 +13,13 @@ from sklearn.base import (
     is_regressor,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import get_tags
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._hessian import CholeskySolver, ConjugateGradientSolver
+from ._hessian import CholeskySolver, ConjugateGradientSolver, LissaSolver
 from ._parallel import BATCH_BYTES, map_batches
 from ._removal import exact_steps, loss_change, newton_steps
 from .models import (
@@ -113,6 +113,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     cg_max_iter : int, default=None
         Iteration cap for conjugate gradients (None: 10 × the number of parameters);
         a ConvergenceWarning says when it is reached.
+    lissa_params : dict, default=None
+        Settings of ``hessian_solver="lissa"`` (the paper's stochastic solver):
+        ``scale`` (default 1.1 × the largest Hessian eigenvalue, by power iteration),
+        ``depth`` (recursion steps, default 1000), ``repeats`` (default 1),
+        ``batch_size`` (training rows per Hessian-vector product, default all).
+    random_state : int, RandomState instance or None, default=None
+        Seeds LiSSA's batches: the same seed gives the same influences.
 
     Attributes
     ----------
@@ -175,14 +182,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
         "max_result_bytes": [Interval(Integral, 1, None, closed="left"), None],
-        "hessian_solver": [StrOptions({"auto", "cholesky", "cg"})],
+        "hessian_solver": [StrOptions({"auto", "cholesky", "cg", "lissa"})],
+        "lissa_params": [dict, None],
+        "random_state": ["random_state"],
         "cg_tol": [Interval(Real, 0, None, closed="neither")],
         "cg_max_iter": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, estimator, *, damping=0.0, smoothing="auto", n_jobs=None,
                  batch_size="auto", verbose=0, max_result_bytes=2**30,
-                 hessian_solver="auto", cg_tol=1e-10, cg_max_iter=None):
+                 hessian_solver="auto", cg_tol=1e-10, cg_max_iter=None,
+                 lissa_params=None, random_state=None):
         self.estimator = estimator
         self.damping = damping
         self.smoothing = smoothing
@@ -193,6 +203,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.hessian_solver = hessian_solver
         self.cg_tol = cg_tol
         self.cg_max_iter = cg_max_iter
+        self.lissa_params = lissa_params
+        self.random_state = random_state
 
     # -- fitting ------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
@@ -255,6 +267,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             self.hessian_solver_ = ConjugateGradientSolver(
                 objective, objective.fixed_directions(), self.damping,
                 tol=self.cg_tol, max_iter=self.cg_max_iter,
+            )
+        elif solver == "lissa":
+            self.hessian_ = None
+            seed = check_random_state(self.random_state).randint(2**31 - 1)
+            self.hessian_solver_ = LissaSolver(
+                objective, objective.fixed_directions(), self.damping,
+                random_state=seed, **(self.lissa_params or {}),
             )
         else:
             self.hessian_ = objective.hessian()
