@@ -99,14 +99,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         training rows of float64). Larger requests raise a MemoryError that points
         to :meth:`most_influential` (top-k per test point, streamed) or to scoring
         fewer test rows per call. None removes the limit.
-    hessian_solver : {"auto", "cholesky", "cg"}, default="auto"
-        How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian,
-        after which every score is one matrix product (fastest for moderate p; the
-        only solver for the Newton and exact leave-one-out). "cg": matrix-free
+    hessian_solver : {"auto", "cholesky", "cg", "lissa"}, default="auto"
+        How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian
+        and its inverse, after which scores are numpy products (fastest for moderate
+        p; the only solver for the Newton and exact leave-one-out). "cg": matrix-free
         conjugate gradients (Jacobi-preconditioned), for many parameters or sparse
         wide X; each batch of test points is solved for, and no p × p or dense
         n_train × p array is formed (not for the exact hinge). "auto": "cholesky"
-        up to 4,096 free parameters, "cg" beyond. The choice is
+        up to 4,096 free parameters, "cg" beyond. "lissa": the paper's stochastic
+        solver (see ``lissa_params``). The choice is
         ``hessian_solver_.name``.
     cg_tol : float, default=1e-10
         Relative residual at which conjugate gradients stop.
@@ -260,8 +261,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             pinned = objective.pinned is not None and objective.pinned.any()
             small = objective.free.sum() <= AUTO_CHOLESKY_MAX
             solver = "cholesky" if small or pinned else "cg"
+        # n·∂(∇R)/∂s_j of every training row (dense, or sparse for sparse X): every
+        # score is a product of these with the solved test side
         self._train_rows, self._train_offsets = objective.train_gradients()
-        self._influence_rows = None
         if solver == "cg":
             self.hessian_ = None  # solved per batch of test points instead
             self.hessian_solver_ = ConjugateGradientSolver(
@@ -286,10 +288,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                     f"{exc} (training data: n_samples={Xv.shape[0]}, "
                     f"n_params={len(self.params_)})"
                 ) from None
-            # I_up,params of every training row, solved once: every score is then a
-            # product with it (one numpy GEMM, no solver in the scoring loop).
-            self._influence_rows = self._influence_rows_for(np.arange(Xv.shape[0]))
-            self._train_rows = self._train_offsets = None  # not needed any more
+            self.hessian_solver_.inverse  # noqa: B018 (computed once, used by every score)
 
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(self.params_), initial=0.0))
@@ -668,13 +667,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     def _test_batch_size(self):
         """Test rows per batch: ``batch_size``, or about 128 MiB of work per batch.
 
-        A batch holds its (rows, n_train) block of scores; without stored training
-        solutions (conjugate gradients) also about five (n_params, rows) blocks.
+        A batch holds its (rows, n_train) block of scores; with an iterative solver
+        also about five (n_params, rows) blocks.
         """
         if self.batch_size != "auto":
             return self.batch_size
         per_row = len(self.sample_weight_)
-        if self._influence_rows is None:
+        if not hasattr(self.hessian_solver_, "inverse"):  # iterative: ~5 (p, rows)
             per_row += 5 * int(self._objective.free.sum())
         return max(1, BATCH_BYTES // (8 * per_row))
 
@@ -737,25 +736,18 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         ``test_gradients(sl)`` gives the θ-gradients of the scored quantity (a test
         loss, or a prediction) for the test rows ``sl``; ``row_scale`` multiplies
-        training row j's column (folded into the training factor when it is stored).
+        training row j's column (folded into the training rows, once per call).
         """
         n = len(self.sample_weight_)
         self._check_result_size((Xv.shape[0], n))
         out = np.empty((Xv.shape[0], n))
-        factor = self._influence_rows
-        if factor is not None and row_scale is not None:
-            factor = factor * row_scale[:, None]
+        train = self._train_rows
+        if row_scale is not None:
+            train = (train.multiply(row_scale[:, None]).tocsr() if sp.issparse(train)
+                     else train * row_scale[:, None])
 
         def batch(sl, dest):
-            G_test = test_gradients(sl)
-            if factor is not None and not sp.issparse(G_test):
-                block = np.matmul(G_test, factor.T, out=dest)
-            elif factor is not None:
-                block = np.asarray(G_test @ factor.T)
-            else:
-                block = self._scores_block(G_test)
-                if row_scale is not None:
-                    block *= row_scale
+            block = self._scores_block(test_gradients(sl), train, dest, row_scale)
             if dest is None:
                 return block
             if block is not dest:
@@ -763,40 +755,49 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return self._map(batch, out)
 
-    def _scores_block(self, G_test):
-        """G_test · (−H⁻¹∇θL(z_j)) for every training row j: (T, n_train)."""
-        if self._influence_rows is not None:
-            return np.asarray(G_test @ self._influence_rows.T)
-        # solve for the test side, then one product with the (sparse) training rows
-        V = -self.hessian_solver_.solve(_dense(G_test).T)  # (p, T)
-        block = np.asarray(self._train_rows @ V).T
+    def _scores_block(self, G_test, train=None, dest=None, row_scale=None):
+        """G_test · (−H⁻¹∇θL(z_j)) for every training row j: (T, n_train).
+
+        The test side is solved (T × p) and multiplied with the stored training
+        gradients in one product, written straight into ``dest`` when given.
+        """
+        train = self._train_rows if train is None else train
+        V = self._solve_rows(_dense(G_test))  # −∇θL(z_test) H⁻¹, (T, p)
+        if sp.issparse(train):
+            block = np.asarray(train @ V.T).T
+        else:
+            block = np.matmul(V, train.T, out=dest)
         if self._train_offsets is not None:
-            block += (V.T @ self._train_offsets.T)[:, self._objective.groups]
+            extra = (V @ self._train_offsets.T)[:, self._objective.groups]
+            block += extra if row_scale is None else extra * row_scale
         return block
+
+    def _solve_rows(self, G):
+        """−G H⁻¹ for rows G (T, p): a numpy product with the Cholesky inverse."""
+        inverse = getattr(self.hessian_solver_, "inverse", None)
+        if inverse is not None:
+            return -(G @ inverse)
+        return -self.hessian_solver_.solve(G.T).T
 
     def _combined_influence_rows(self, P):
         """P · (−H⁻¹∇θL(z_j))_j for a (m, n_train) matrix P (e.g. group sums)."""
-        if self._influence_rows is not None:
-            return np.asarray(P @ self._influence_rows)
         G = _dense(P @ self._train_rows)
         if self._train_offsets is not None:
             groups = self._objective.groups
             member = sp.csr_matrix((np.ones(len(groups)), (np.arange(len(groups)),
                                                            groups)))
             G = G + _dense(P @ member) @ self._train_offsets
-        return -self.hessian_solver_.solve(G.T).T
+        return self._solve_rows(G)
 
     def _influence_rows_for(self, rows):
         """−H⁻¹∇θL(z_j) (free parameters) for the training rows ``rows``."""
-        if self._influence_rows is not None:
-            return self._influence_rows[rows]
         out = np.empty((len(rows), int(self._objective.free.sum())))
 
         def batch(sl, dest):
             G = _dense(self._train_rows[rows[sl]])
             if self._train_offsets is not None:
                 G = G + self._train_offsets[self._objective.groups[rows[sl]]]
-            dest[...] = -self.hessian_solver_.solve(G.T).T
+            dest[...] = self._solve_rows(G)
 
         map_batches(batch, out, batch_size=self.batch_size, n_jobs=1)
         return out

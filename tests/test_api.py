@@ -50,7 +50,9 @@ def test_fitted_attributes_and_shapes(fitted):
 def test_param_influence_rows_and_negative_indices(fitted):
     explainer, *_ = fitted
     full = explainer.param_influence()
-    np.testing.assert_array_equal(explainer.param_influence([5, -1]), full[[5, -1]])
+    # the same rows solved in a different batch shape: equal up to round-off
+    np.testing.assert_allclose(explainer.param_influence([5, -1]), full[[5, -1]],
+                               rtol=1e-13, atol=0)
 
 
 def test_leave_one_out_scales_loss_influence(binary_data):
