@@ -211,6 +211,16 @@ class LinearObjective:
             return self.train_dz
         return self.loss.value_grad(self.decision(self.X), self.y)[1]
 
+    def output_jacobians(self, X):
+        """∂z_a/∂θ for each output a: k matrices (n, p_free), e_a ⊗ [x, 1] per row."""
+        n, k = X.shape[0], self.n_outputs
+        out = []
+        for a in range(k):
+            e = np.zeros((n, k))
+            e[:, a] = 1.0
+            out.append(self.row_gradients(X, e))
+        return out
+
     def prediction_gradients(self, X):
         """∇θ of the mean decision value (1/k) Σ_k z_k of each row."""
         k = self.n_outputs

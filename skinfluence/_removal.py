@@ -46,17 +46,6 @@ def _check_supported(objective):
         )
 
 
-def _output_jacobians(objective, X):
-    """U_a = ∂z_a/∂θ for each output a, as (n, p_free) matrices."""
-    n, k = X.shape[0], objective.n_outputs
-    out = []
-    for a in range(k):
-        e = np.zeros((n, k))
-        e[:, a] = 1.0
-        out.append(objective.row_gradients(X, e))
-    return out
-
-
 def _downdate_parts(objective, solver):
     """S = H⁻¹ (p_free, p_free), D_j (n, k, k) and the leverage matrices M_j."""
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
@@ -67,7 +56,7 @@ def _downdate_parts(objective, solver):
     M = np.empty((n, k, k))
     for start in range(0, n, _ROW_BATCH):
         rows = slice(start, min(start + _ROW_BATCH, n))
-        U = [_dense(u) for u in _output_jacobians(objective, X[rows])]
+        U = [_dense(u) for u in objective.output_jacobians(X[rows])]
         US = [u @ S for u in U]
         A = np.stack([np.stack([np.einsum("ip,ip->i", US[a], U[b]) for b in range(k)],
                                axis=1) for a in range(k)], axis=1)  # U_jᵀ H⁻¹ U_j
@@ -92,7 +81,7 @@ def newton_steps(objective, solver, hessian, parts=None):
     if objective.weight_jacobian is not None:
         steps = np.empty((n, S.shape[0]))
         for rows in _row_batches(n, k):
-            U = [_dense(u) for u in _output_jacobians(objective, X[rows])]
+            U = [_dense(u) for u in objective.output_jacobians(X[rows])]
             g = _removal_gradients(objective, rows, np.zeros((len(rows), S.shape[0])))
             steps[rows] = -_chord(objective, S, D, M, rows, U, g[:, objective.free])
         return steps, M
@@ -159,7 +148,7 @@ def exact_steps(objective, solver, hessian, *, tol=1e-10, max_iter=100):
     stalled = []
     for rows in _row_batches(n, k):
         delta = steps[rows].copy()
-        U = [_dense(u) for u in _output_jacobians(objective, X[rows])]
+        U = [_dense(u) for u in objective.output_jacobians(X[rows])]
         active = np.ones(len(rows), dtype=bool)
         last = np.full(len(rows), np.inf)
         for _ in range(max_iter):
@@ -320,7 +309,7 @@ def loss_change(objective, X_test, y_test, steps, loss=None):
     Z = objective.decision(X_test)
     base = loss.value_grad(Z, y_test)[0]
     shift = np.stack([np.asarray(u @ steps.T) for u in
-                      _output_jacobians(objective, X_test)], axis=2)  # (T, n, k)
+                      objective.output_jacobians(X_test)], axis=2)  # (T, n, k)
     shifted = (Z[:, None, :] + shift).reshape(T * n, k)
     y_rep = np.repeat(y_test, n, axis=0)
     new = loss.value_grad(shifted, y_rep)[0].reshape(T, n)

@@ -203,13 +203,16 @@ def _balanced_group_steps(objective, solver, hessian, members):
             "group_influence(method='newton') for a hinge SVM with "
             "class_weight='balanced' is not supported yet."
         )
-    damping = hessian - objective.hessian()  # λI, as the solver factorised it
     basis = getattr(solver, "basis", None)
     steps = np.empty((len(members), hessian.shape[0]))
     for g, rows in enumerate(members):
         removed = copy.copy(objective)
         removed.row_weight = removal_weights(objective, rows)
-        H, grad = removed.hessian() + damping, removed.gradient()
+        # H without the group = the (damped) H plus the Hessian of the weight change
+        change = copy.copy(objective)
+        change.row_weight = removed.row_weight - objective.row_weight
+        change.quad_penalty = np.zeros_like(objective.quad_penalty)
+        H, grad = hessian + change.hessian(), removed.gradient()
         if basis is not None:
             H, grad = basis.T @ H @ basis, basis.T @ grad
         try:
@@ -352,13 +355,8 @@ def _released_basis(objective, rows):
 
 def _group_jacobian(objective, Xg):
     """∂z_ja/∂θ for the group's rows j and outputs a, as (|G|·k, p_free), row-major."""
-    g, k = Xg.shape[0], objective.n_outputs
-    blocks = []
-    for a in range(k):
-        e = np.zeros((g, k))
-        e[:, a] = 1.0
-        blocks.append(_dense(objective.row_gradients(Xg, e)))
-    return np.stack(blocks, axis=1).reshape(g * k, -1)
+    blocks = [_dense(u) for u in objective.output_jacobians(Xg)]
+    return np.stack(blocks, axis=1).reshape(Xg.shape[0] * len(blocks), -1)
 
 
 def _apply_blocks(blocks, V):
