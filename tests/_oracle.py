@@ -29,6 +29,13 @@ ORACLE_TOL = 1e-12
 ORACLE_MAX_ITER = 1000
 
 
+def split(X, y, n_train, seed=0):
+    """A fixed random train/test split: (X_train, y_train, X_test, y_test)."""
+    perm = np.random.default_rng(seed).permutation(X.shape[0])
+    tr, te = perm[:n_train], perm[n_train:]
+    return X[tr], y[tr], X[te], y[te]
+
+
 def params_of(model):
     """``coef_.ravel()`` followed by ``intercept_`` when fitted: the params_ layout."""
     parts = [np.ravel(model.coef_)]

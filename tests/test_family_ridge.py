@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _oracle import split
 from sklearn.base import clone, is_classifier
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -49,37 +50,31 @@ H = 1e-2  # Richardson: central differences at h and h/2 (module docstring)
 
 
 # -- data ---------------------------------------------------------------------------
-def _split(X, y, n_train, seed=0):
-    perm = np.random.default_rng(seed).permutation(X.shape[0])
-    tr, te = perm[:n_train], perm[n_train:]
-    return X[tr], y[tr], X[te], y[te]
-
-
 @functools.cache
 def dataset(name):
     """(X_train, y_train, X_test, y_test)."""
     if name == "diabetes":  # 10 features, one target; 300 training rows
         X, y = load_diabetes(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), (y - y.mean()) / y.std(), 300)
+        return split(StandardScaler().fit_transform(X), (y - y.mean()) / y.std(), 300)
     if name == "multi":  # 8 features, 3 targets; 180 training rows
         X, Y = make_regression(n_samples=240, n_features=8, n_informative=5,
                                n_targets=3, noise=20.0, bias=3.0, random_state=0)
-        return _split(X, Y / Y.std(axis=0), 180)
+        return split(X, Y / Y.std(axis=0), 180)
     if name in ("sparse", "sparse_multi"):  # CSR, ~70 % zeros, non-centred columns
         rng = np.random.default_rng(5)
         X = rng.normal(1.0, 1.0, (240, 15)) * (rng.uniform(size=(240, 15)) < 0.3)
         W = rng.normal(size=(15, 2))
         Y = X @ W + 0.5 + rng.normal(0.0, 0.5, (240, 2))
-        Xtr, Ytr, Xte, Yte = _split(sp.csr_matrix(X), Y, 180)
+        Xtr, Ytr, Xte, Yte = split(sp.csr_matrix(X), Y, 180)
         if name == "sparse":
             return Xtr, Ytr[:, 0], Xte, Yte[:, 0]
         return Xtr, Ytr, Xte, Yte
     if name == "breast_cancer":  # binary, 30 features; 200 training rows
         X, y = load_breast_cancer(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 200)
+        return split(StandardScaler().fit_transform(X), y, 200)
     if name == "wine":  # 3 classes, 13 features; 140 training rows
         X, y = load_wine(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 140)
+        return split(StandardScaler().fit_transform(X), y, 140)
     raise KeyError(name)
 
 

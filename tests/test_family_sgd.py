@@ -59,7 +59,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _oracle import max_rel_error
+from _oracle import max_rel_error, split
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 from sklearn.base import clone
@@ -96,34 +96,28 @@ H = 1e-3  # Richardson: central differences at h = 1e-3 and 5e-4
 
 
 # -- data ---------------------------------------------------------------------------
-def _split(X, y, n_train, seed=0):
-    perm = np.random.default_rng(seed).permutation(len(y))
-    tr, te = perm[:n_train], perm[n_train:]
-    return X[tr], y[tr], X[te], y[te]
-
-
 @functools.cache
 def dataset(name):
     """(X_train, y_train, X_test, y_test)."""
     if name == "breast_cancer":
         X, y = load_breast_cancer(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 200)
+        return split(StandardScaler().fit_transform(X), y, 200)
     if name == "synthetic_2class":  # noisy labels: rows deep on the wrong side
         X, y = make_classification(
             n_samples=300, n_features=6, n_informative=4, n_redundant=0,
             class_sep=1.5, flip_y=0.1, random_state=0,
         )
-        return _split(X, y, 200)
+        return split(X, y, 200)
     if name == "wine":  # 3 classes: one-vs-rest, 3 × 14 parameters
         X, y = load_wine(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 140)
+        return split(StandardScaler().fit_transform(X), y, 140)
     if name == "diabetes":
         X, y = load_diabetes(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), (y - y.mean()) / y.std(), 300)
+        return split(StandardScaler().fit_transform(X), (y - y.mean()) / y.std(), 300)
     if name == "synthetic_regression":  # heavy-tailed noise: Huber's linear branch
         X, y = make_regression(n_samples=260, n_features=5, noise=0.0, random_state=0)
         y = y / y.std() + np.random.default_rng(0).standard_t(2, len(y))
-        return _split(X, y, 200)
+        return split(X, y, 200)
     raise KeyError(name)
 
 

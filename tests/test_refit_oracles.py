@@ -25,7 +25,7 @@ import functools
 
 import numpy as np
 import pytest
-from _oracle import RefitOracle, log_loss_rows, max_rel_error, params_of
+from _oracle import RefitOracle, log_loss_rows, max_rel_error, params_of, split
 from sklearn.base import clone
 from sklearn.datasets import (
     load_breast_cancer,
@@ -46,47 +46,41 @@ H = 1e-2  # Richardson: central differences at h = 1e-2 and 5e-3
 
 
 # -- data ---------------------------------------------------------------------------
-def _split(X, y, n_train, seed=0):
-    perm = np.random.default_rng(seed).permutation(len(y))
-    tr, te = perm[:n_train], perm[n_train:]
-    return X[tr], y[tr], X[te], y[te]
-
-
 @functools.cache
 def dataset(name):
     """(X_train, y_train, X_test, y_test); 100–250 training rows."""
     if name == "breast_cancer":
         X, y = load_breast_cancer(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 200)
+        return split(StandardScaler().fit_transform(X), y, 200)
     if name == "breast_cancer_250":
         X, y = load_breast_cancer(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 250)
+        return split(StandardScaler().fit_transform(X), y, 250)
     if name == "digits_1v7":  # binary, 64 pixels (some constant), labels 1 and 7
         X, y = load_digits(return_X_y=True)
         keep = (y == 1) | (y == 7)
-        return _split(X[keep] / 16.0, y[keep], 150)
+        return split(X[keep] / 16.0, y[keep], 150)
     if name == "digits_4class":  # multinomial, 4 × 65 parameters
         X, y = load_digits(return_X_y=True)
         keep = y < 4
-        return _split(X[keep] / 16.0, y[keep], 200)
+        return split(X[keep] / 16.0, y[keep], 200)
     if name == "iris":
         X, y = load_iris(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 120)
+        return split(StandardScaler().fit_transform(X), y, 120)
     if name == "wine":
         X, y = load_wine(return_X_y=True)
-        return _split(StandardScaler().fit_transform(X), y, 140)
+        return split(StandardScaler().fit_transform(X), y, 140)
     if name == "synthetic_2class":  # overlapping classes: unpenalised fit is finite
         X, y = make_classification(
             n_samples=300, n_features=6, n_informative=4, n_redundant=0,
             class_sep=0.5, flip_y=0.1, random_state=0,
         )
-        return _split(X, y, 200)
+        return split(X, y, 200)
     if name == "synthetic_3class":
         X, y = make_classification(
             n_samples=300, n_features=5, n_informative=4, n_redundant=0, n_classes=3,
             n_clusters_per_class=1, class_sep=0.7, flip_y=0.1, random_state=1,
         )
-        return _split(X, y, 200)
+        return split(X, y, 200)
     raise KeyError(name)
 
 
