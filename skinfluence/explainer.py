@@ -19,7 +19,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._hessian import CholeskySolver, ConjugateGradientSolver, LissaSolver
+from ._hessian import (
+    CholeskySolver,
+    ConjugateGradientSolver,
+    LissaSolver,
+    WoodburySolver,
+)
 from ._parallel import BATCH_BYTES, map_batches
 from ._removal import exact_steps, loss_change, newton_steps
 from .models import (
@@ -31,8 +36,11 @@ from .models import (
 )
 from .models._losses import test_loss as resolve_test_loss
 
-#: "auto" factorises the Hessian up to this many free parameters, else uses CG.
+#: "auto" factorises the Hessian up to this many free parameters.
 AUTO_CHOLESKY_MAX = 4096
+
+#: Beyond that, "auto" solves in data space when its float32 n × n system fits here.
+AUTO_WOODBURY_BYTES = 2**31
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
 OPTIMALITY_WARN = 1e-3
@@ -99,21 +107,28 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         training rows of float64). Larger requests raise a MemoryError that points
         to :meth:`most_influential` (top-k per test point, streamed) or to scoring
         fewer test rows per call. None removes the limit.
-    hessian_solver : {"auto", "cholesky", "cg", "lissa"}, default="auto"
+    hessian_solver : {"auto", "cholesky", "cg", "woodbury", "lissa"}, default="auto"
         How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian
         and its inverse, after which scores are numpy products (fastest for moderate
         p; the only solver for the Newton and exact leave-one-out). "cg": matrix-free
         conjugate gradients (Jacobi-preconditioned), for many parameters or sparse
         wide X; each batch of test points is solved for, and no p × p or dense
-        n_train × p array is formed (not for the exact hinge). "auto": "cholesky"
-        up to 4,096 free parameters, "cg" beyond. "lissa": the paper's stochastic
-        solver (see ``lissa_params``). The choice is
-        ``hessian_solver_.name``.
+        n_train × p array is formed (not for the exact hinge). "woodbury": for
+        fewer training rows than parameters (wide, e.g. tf-idf, data), an
+        n_train × n_train system in the training rows (float32 Cholesky, refined to
+        ``cg_tol`` by conjugate gradients in float64), with the intercept handled
+        exactly; its cost does not depend on the conditioning, its memory is
+        4·n_train² bytes (single-output models with an L2 penalty or damping on
+        every coefficient). "auto": "cholesky" up to 4,096 free parameters;
+        beyond, "woodbury" when it applies and its system takes at most 2 GiB,
+        else "cg". "lissa": the paper's stochastic solver (see ``lissa_params``).
+        The choice is ``hessian_solver_.name``.
     cg_tol : float, default=1e-10
-        Relative residual at which conjugate gradients stop.
+        Relative residual at which conjugate gradients stop ("cg", "woodbury").
     cg_max_iter : int, default=None
-        Iteration cap for conjugate gradients (None: 10 × the number of parameters);
-        a ConvergenceWarning says when it is reached.
+        Iteration cap for conjugate gradients (None: 10 × the number of parameters
+        for "cg", 100 for "woodbury"); a ConvergenceWarning says when it is
+        reached.
     lissa_params : dict, default=None
         Settings of ``hessian_solver="lissa"`` (the paper's stochastic solver):
         ``scale`` (default 1.1 × the largest Hessian eigenvalue, by power iteration),
@@ -183,7 +198,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
         "max_result_bytes": [Interval(Integral, 1, None, closed="left"), None],
-        "hessian_solver": [StrOptions({"auto", "cholesky", "cg", "lissa"})],
+        "hessian_solver": [StrOptions({"auto", "cholesky", "cg", "lissa",
+                                        "woodbury"})],
         "lissa_params": [dict, None],
         "random_state": ["random_state"],
         "cg_tol": [Interval(Real, 0, None, closed="neither")],
@@ -258,14 +274,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.params_ = objective.params
         solver = self.hessian_solver
         if solver == "auto":
-            pinned = objective.pinned is not None and objective.pinned.any()
-            small = objective.free.sum() <= AUTO_CHOLESKY_MAX
-            solver = "cholesky" if small or pinned else "cg"
+            solver = _auto_solver(objective, self.damping)
         # n·∂(∇R)/∂s_j of every training row (dense, or sparse for sparse X): every
         # score is a product of these with the solved test side
         self._train_rows, self._train_offsets = objective.train_gradients()
-        if solver == "cg":
+        if solver == "woodbury":
             self.hessian_ = None  # solved per batch of test points instead
+            self.hessian_solver_ = WoodburySolver(
+                objective, self.damping, tol=self.cg_tol, max_iter=self.cg_max_iter,
+            )
+        elif solver == "cg":
+            self.hessian_ = None
             self.hessian_solver_ = ConjugateGradientSolver(
                 objective, objective.fixed_directions(), self.damping,
                 tol=self.cg_tol, max_iter=self.cg_max_iter,
@@ -727,7 +746,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             raise NotImplementedError(
                 "This needs the factorised Hessian: refit the explainer with "
                 "hessian_solver='cholesky' (Newton and exact leave-one-out, leverages "
-                "and group Newton steps are not available with conjugate gradients)."
+                "and group Newton steps need the factorised p × p Hessian, which the "
+                "\"cg\", \"woodbury\" and \"lissa\" solvers never form)."
             )
         return self.hessian_ + self.damping * np.eye(self.hessian_.shape[0])
 
@@ -821,6 +841,20 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"{rows[(rows < -n) | (rows >= n)][:10].tolist()}."
             )
         return np.where(rows < 0, rows + n, rows)
+
+
+def _auto_solver(objective, damping):
+    """The solver "auto" picks for this objective (see ``hessian_solver``)."""
+    p = int(objective.free.sum())
+    pinned = objective.pinned is not None and objective.pinned.any()
+    if p <= AUTO_CHOLESKY_MAX or pinned:
+        return "cholesky"
+    n, d = objective.X.shape
+    penalised = np.all((objective.quad_penalty[:d] + damping)[objective.free[:d]] > 0)
+    if (objective.n_outputs == 1 and n < p and penalised
+            and 4 * n * n <= AUTO_WOODBURY_BYTES):
+        return "woodbury"
+    return "cg"
 
 
 def _check_target_supported(explainer, y):

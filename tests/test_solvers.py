@@ -1,7 +1,8 @@
-"""Hessian solvers: conjugate gradients give the Cholesky answers, on every kind of
-objective (flat softmax directions, balanced offsets, L1 active sets, pinned hinge
-rows, several outputs, sparse X); the Cholesky path itself is checked against refits
-throughout the test suite."""
+"""Hessian solvers: conjugate gradients and the data-space (Woodbury) solver give the
+Cholesky answers, on every kind of objective each supports (flat softmax directions,
+balanced offsets, L1 active sets, penalised or unpenalised or no intercept, several
+outputs, sparse X); the Cholesky path itself is checked against refits throughout the
+test suite."""
 
 import warnings
 
@@ -10,11 +11,12 @@ import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from skinfluence import InfluenceExplainer
+from skinfluence._hessian import _blocked_cholesky
 from skinfluence.groups import group_influence
 
 
@@ -50,11 +52,21 @@ CASES = {
     "ridge-two-outputs": (Ridge(alpha=1.0), _diabetes, None),
     "sparse": (LogisticRegression(**TIGHT), lambda: tuple(
         sp.csr_matrix(a) if i % 2 == 0 else a for i, a in enumerate(_cancer())), None),
+    "liblinear-penalised-intercept": (
+        LogisticRegression(solver="liblinear", tol=1e-12, intercept_scaling=3.0),
+        _cancer, "random"),
+    "no-intercept": (LogisticRegression(fit_intercept=False, **TIGHT), _cancer, None),
+    "ridge-one-output": (Ridge(alpha=1.0), lambda: tuple(
+        a[:, 0] if i % 2 else a for i, a in enumerate(_diabetes())), "random"),
 }
+#: Cases the data-space solver does not take (several outputs): checked to refuse.
+MULTI_OUTPUT = {"multinomial-null-space", "ridge-two-outputs"}
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_conjugate_gradients_match_cholesky(case):
+@pytest.mark.parametrize("case, solver", [
+    (case, solver) for solver in ("cg", "woodbury") for case in CASES
+    if solver == "cg" or case not in MULTI_OUTPUT])
+def test_iterative_solvers_match_cholesky(case, solver):
     estimator, data, weights = CASES[case]
     X, y, Xt, yt = data()
     sw = None if weights is None else np.random.RandomState(0).uniform(0.5, 2, len(y))
@@ -63,9 +75,9 @@ def test_conjugate_gradients_match_cholesky(case):
         smoothing = 0.01 if isinstance(estimator, SVC) else "auto"
         chol = InfluenceExplainer(estimator, hessian_solver="cholesky",
                                   smoothing=smoothing).fit(X, y, sw)
-        cg = InfluenceExplainer(estimator, hessian_solver="cg", batch_size=16,
+        cg = InfluenceExplainer(estimator, hessian_solver=solver, batch_size=16,
                                 smoothing=smoothing).fit(X, y, sw)
-    assert chol.hessian_solver_.name == "cholesky" and cg.hessian_solver_.name == "cg"
+    assert chol.hessian_solver_.name == "cholesky" and cg.hessian_solver_.name == solver
     assert cg.hessian_ is None
 
     def close(a, b):
@@ -105,8 +117,9 @@ def test_iteration_cap_warns():
 
 
 @pytest.mark.slow
-def test_auto_uses_conjugate_gradients_for_wide_sparse_data():
-    """5,001 parameters: "auto" picks CG and matches the dense factorisation."""
+def test_auto_solves_wide_sparse_data_in_data_space():
+    """5,001 parameters, 200 rows: "auto" picks the data-space solver and matches the
+    dense factorisation; with two outputs it falls back to conjugate gradients."""
     rng = np.random.RandomState(0)
     X = sp.random(250, 5000, density=0.01, random_state=rng, format="csr") * 5
     y = (np.asarray(X[:, :50].sum(axis=1)).ravel() + rng.standard_normal(250) > 0)
@@ -114,11 +127,14 @@ def test_auto_uses_conjugate_gradients_for_wide_sparse_data():
     # lbfgs: newton-cholesky itself would factorise 5,001² per iteration (minutes)
     model = LogisticRegression(C=1.0, solver="lbfgs", tol=1e-10, max_iter=5000)
     auto = InfluenceExplainer(model).fit(X[:200], y[:200])
-    assert auto.hessian_solver_.name == "cg"
+    assert auto.hessian_solver_.name == "woodbury"
     dense = InfluenceExplainer(model, hessian_solver="cholesky").fit(X[:200], y[:200])
     expected = dense.loss_influence(X[200:220], y[200:220])
     np.testing.assert_allclose(auto.loss_influence(X[200:220], y[200:220]), expected,
                                rtol=0, atol=1e-7 * np.abs(expected).max())
+    y3 = y + (np.asarray(X[:, 50:100].sum(axis=1)).ravel() > 0.3)  # three classes
+    ovr = InfluenceExplainer(Ridge(alpha=1.0)).fit(X[:200], np.c_[y3, y][:200])
+    assert ovr.hessian_solver_.name == "cg"
 
 
 def test_lissa_full_batch_converges_to_cholesky_and_is_seeded():
@@ -142,3 +158,43 @@ def test_lissa_full_batch_converges_to_cholesky_and_is_seeded():
     np.testing.assert_array_equal(a, b)  # same seed, any n_jobs: same answer
     assert not np.array_equal(a, c)
     assert np.corrcoef(a.ravel(), expected.ravel())[0, 1] > 0.99  # measured 0.998
+
+
+@pytest.mark.parametrize("case", sorted(MULTI_OUTPUT))
+def test_woodbury_refuses_several_outputs(case):
+    estimator, data, _ = CASES[case]
+    X, y, *_ = data()
+    with pytest.raises(NotImplementedError, match="single-output.*hessian_solver='cg'"):
+        InfluenceExplainer(estimator, hessian_solver="woodbury").fit(X, y)
+
+
+def test_woodbury_refuses_exact_hinge_and_unpenalised_coefficients():
+    X, y, *_ = _cancer()
+    with pytest.raises(NotImplementedError, match="hessian_solver='cholesky'"):
+        InfluenceExplainer(SVC(kernel="linear"), hessian_solver="woodbury").fit(X, y)
+    X, y, *_ = _diabetes()
+    with pytest.raises(ValueError, match="quadratic penalty on every coefficient"):
+        InfluenceExplainer(LinearRegression(), hessian_solver="woodbury").fit(X, y[:, 0])
+
+
+def test_woodbury_with_damping_matches_cholesky_on_unpenalised_model():
+    X, y, Xt, yt = _diabetes()
+    y, yt = y[:, 0], yt[:, 0]
+    chol = InfluenceExplainer(LinearRegression(), hessian_solver="cholesky",
+                              damping=1e-2).fit(X, y)
+    wood = InfluenceExplainer(LinearRegression(), hessian_solver="woodbury",
+                              damping=1e-2).fit(X, y)
+    expected = chol.loss_influence(Xt, yt)
+    np.testing.assert_allclose(wood.loss_influence(Xt, yt), expected, rtol=0,
+                               atol=1e-8 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("n, block", [(7, 3), (10, 5), (9, 16)])
+def test_blocked_cholesky_matches_lapack(n, block):
+    rng = np.random.RandomState(n)
+    G = rng.standard_normal((n, n + 2)).astype(np.float32)
+    A = G @ G.T + np.eye(n, dtype=np.float32)
+    expected = np.linalg.cholesky(A.astype(np.float64))
+    L = np.tril(_blocked_cholesky(A.copy(), block=block))
+    assert L.dtype == np.float32
+    np.testing.assert_allclose(L, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
