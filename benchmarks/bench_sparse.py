@@ -3,8 +3,10 @@
 Synthetic CSR matrix (default 20,000 × 100,000 at 0.1 % density, rows scaled to unit
 norm like tf-idf), binary LogisticRegression (liblinear, fitted once and wrapped in
 FrozenEstimator so its own fit is excluded), then ``InfluenceExplainer.fit`` and
-``most_influential(X_test, y_test, k=10)``. The explainer's "auto" solver is
-conjugate gradients here (100,001 parameters): no p × p or dense n × p array.
+``most_influential(X_test, y_test, k=10)``. The explainer's "auto" solver is the
+data-space (Woodbury) one here (100,001 parameters, 20,000 rows: a float32
+20,000² system); ``--solver cg`` runs conjugate gradients in parameter space, and
+``--save`` writes the top-k result so that two runs can be compared.
 Reports times and the peak resident memory of the process. Usage::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sparse.py \\
