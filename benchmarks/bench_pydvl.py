@@ -7,7 +7,8 @@ matrix and how long each takes to produce it.
 
 Problem. ``make_classification`` data, standardised on the training rows, fitted tightly
 with ``LogisticRegression(C=1, solver="newton-cholesky", tol=1e-10)``. Sizes
-(n_train x n_features, n_test): 2,000 x 50, 200 and 20,000 x 200, 1,000.
+(n_train x n_features, n_test): 2,000 x 50, 200; 20,000 x 200, 1,000 and 100;
+10,000 x 1,000, 200.
 
 skinfluence. ``InfluenceExplainer(FrozenEstimator(model)).fit(X, y)`` then
 ``loss_influence(X_test, y_test)`` (FrozenEstimator: the estimator is not refitted, so
@@ -91,7 +92,7 @@ except ImportError as exc:  # pragma: no cover - depends on the venv
     sys.exit(f"bench_pydvl needs torch and pyDVL ({exc}); see the docstring.")
 
 DEFAULT_OUTPUT = HERE / "results" / "bench_pydvl.json"
-SIZES = [(2_000, 50, 200), (20_000, 200, 1_000)]
+SIZES = [(2_000, 50, 200), (20_000, 200, 1_000), (20_000, 200, 100), (10_000, 1_000, 200)]
 QUICK_SIZES = [(2_000, 50, 200)]
 C = 1.0
 
@@ -237,6 +238,9 @@ def main(argv=None):
     ap.add_argument("--settle", type=float, default=1.0,
                     help="idle seconds before each timed turn (torch's OpenMP and "
                          "OpenBLAS worker threads go to sleep)")
+    ap.add_argument("--sizes", default=None,
+                    help="semicolon-separated n_train,n_features,n_test triples "
+                         "(default: the sizes above)")
     ap.add_argument("--peers", default=",".join(PEERS),
                     help=f"comma-separated subset of {', '.join(PEERS)}")
     ap.add_argument("--output", nargs="?", const=str(DEFAULT_OUTPUT), default=None,
@@ -249,8 +253,11 @@ def main(argv=None):
     warnings.filterwarnings("ignore", category=FutureWarning)  # pyDVL's deprecations
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     bench_loss_influence.SETTLE_S = args.settle
+    sizes = QUICK_SIZES if args.quick else SIZES
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes.split(";")]
     rows = []
-    for n_train, n_features, n_test in (QUICK_SIZES if args.quick else SIZES):
+    for n_train, n_features, n_test in sizes:
         print(f"n_train={n_train:,} n_features={n_features} n_test={n_test:,} ...",
               flush=True)
         rows.append(bench_size(n_train, n_features, n_test, args.repeats, args.seed,
@@ -261,7 +268,7 @@ def main(argv=None):
 
     result = {
         "config": {**vars(args), "C": C, "solver": "newton-cholesky", "tol": 1e-10,
-                   "sizes": QUICK_SIZES if args.quick else SIZES},
+                   "sizes": sizes},
         "conversion": "skinfluence.loss_influence == -pydvl.influences(mode=Up)",
         "max_rel_diff": "max|ours - theirs| / max|ours| over the influence matrix",
         "speedup": "pyDVL best time / skinfluence best time (fit + influences)",

@@ -151,7 +151,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted).
     hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
-        for coefficients held at zero by an L1 penalty).
+        for coefficients held at zero by an L1 penalty). None with the "cg",
+        "woodbury" and "lissa" solvers, which never form it.
     hessian_solver_ : object
         The factorised ``H + λI``; ``hessian_solver_.condition_number_`` estimates its
         condition number.
