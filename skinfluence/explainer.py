@@ -154,8 +154,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         for coefficients held at zero by an L1 penalty). None with the "cg",
         "woodbury" and "lissa" solvers, which never form it.
     hessian_solver_ : object
-        The factorised ``H + λI``; ``hessian_solver_.condition_number_`` estimates its
-        condition number.
+        The solver of ``H + λI`` (its ``name`` says which); with "cholesky",
+        ``hessian_solver_.condition_number_`` is the 1-norm condition number of
+        ``H + λI`` (NaN for the other solvers, which do not compute it).
     sample_weight_ : ndarray of shape (n_train,)
         Training sample weights (ones when none were given).
     optimality_ : float

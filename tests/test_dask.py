@@ -3,6 +3,7 @@
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -30,3 +31,22 @@ def test_dask_local_cluster_matches_in_process():
         idx, scores = explainer.most_influential(X, y, k=3)
     np.testing.assert_array_equal(idx, top[0])
     np.testing.assert_allclose(scores, top[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", ["cg", "woodbury"])
+def test_dask_local_cluster_matches_in_process_sparse_solvers(solver):
+    """The iterative solvers' batches solved on Dask workers: same answers."""
+    rng = np.random.RandomState(0)
+    X = sp.random(150, 500, density=0.03, random_state=rng, format="csr") * 3
+    y = (np.asarray(X[:, :30].sum(axis=1)).ravel() > 0.1).astype(int)
+    model = LogisticRegression(solver="newton-cholesky", tol=1e-10)
+    explainer = InfluenceExplainer(model, hessian_solver=solver,
+                                   batch_size=9).fit(X[:120], y[:120])
+    reference = explainer.loss_influence(X[120:], y[120:])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster), joblib.parallel_backend("dask"):
+        out = explainer.loss_influence(X[120:], y[120:])
+    np.testing.assert_allclose(out, reference, rtol=0,
+                               atol=1e-12 * np.abs(reference).max())
