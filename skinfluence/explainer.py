@@ -110,11 +110,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     hessian_solver : {"auto", "cholesky", "cg", "woodbury", "lissa"}, default="auto"
         How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian
         and its inverse, after which scores are numpy products (fastest for moderate
-        p; the only solver for the Newton and exact leave-one-out). "cg": matrix-free
-        conjugate gradients (Jacobi-preconditioned), for many parameters or sparse
-        wide X; each batch of test points is solved for, and no p × p or dense
-        n_train × p array is formed (not for the exact hinge). "woodbury": for
-        fewer training rows than parameters (wide, e.g. tf-idf, data), an
+        p; the only solver for the exact leave-one-out and group Newton steps).
+        "cg": matrix-free conjugate gradients (Jacobi-preconditioned), for many
+        parameters or sparse wide X; each batch of test points is solved for, and
+        no p × p or dense n_train × p array is formed (not for the exact hinge).
+        "woodbury": for fewer training rows than parameters (wide, e.g. tf-idf, data), an
         n_train × n_train system in the training rows (float32 Cholesky, refined to
         ``cg_tol`` by conjugate gradients in float64), with the intercept handled
         exactly; its cost does not depend on the conditioning, its memory is
@@ -503,7 +503,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
               (Koh & Liang). It shrinks the effect of high-leverage rows by about
               (1 − leverage).
             - "newton": one Newton step from θ̂ on the objective without row j (a
-              rank-k downdate of the factorised Hessian, no refit), with the test
+              rank-k downdate of the factorised Hessian, no refit; with an
+              iterative solver, each row's leverage is solved for), with the test
               loss evaluated at the resulting parameters, not linearised. Exact for
               least squares. See :meth:`leverages`.
             - "exact": continues from the Newton step (chord iterations with the
@@ -529,6 +530,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self._objective
         y_enc = self._encode(y, Xv)
         loss = self._test_loss(test_loss)
+        if method == "newton" and self.hessian_ is None:
+            return self._newton_matrix_free(Xv, y_enc, loss)
         if method in ("newton", "exact"):
             solve = newton_steps if method == "newton" else exact_steps
             self._check_result_size((Xv.shape[0], len(self.sample_weight_)))
@@ -618,8 +621,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         leverages : ndarray of shape (n_train,)
         """
         self._check_unchanged()
-        _, M = newton_steps(self._objective, self.hessian_solver_,
-                            self._damped_hessian())
+        if self.hessian_ is None:
+            M = self._leverage_matrices()
+        else:
+            _, M = newton_steps(self._objective, self.hessian_solver_,
+                                self._damped_hessian())
         return np.trace(M, axis1=1, axis2=2)
 
     # -- delegation ---------------------------------------------------------------
@@ -747,9 +753,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if self.hessian_ is None:
             raise NotImplementedError(
                 "This needs the factorised Hessian: refit the explainer with "
-                "hessian_solver='cholesky' (Newton and exact leave-one-out, leverages "
-                "and group Newton steps need the factorised p × p Hessian, which the "
-                "\"cg\", \"woodbury\" and \"lissa\" solvers never form)."
+                "hessian_solver='cholesky' (exact leave-one-out and group Newton "
+                "steps need the p × p Hessian, which the \"cg\", \"woodbury\" and "
+                "\"lissa\" solvers never form)."
             )
         return self.hessian_ + self.damping * np.eye(self.hessian_.shape[0])
 
@@ -777,7 +783,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return self._map(batch, out)
 
-    def _scores_block(self, G_test, train=None, dest=None, row_scale=None):
+    def _scores_block(self, G_test, train=None, dest=None, row_scale=None,
+                      offsets=True):
         """G_test · (−H⁻¹∇θL(z_j)) for every training row j: (T, n_train).
 
         The test side is solved (T × p) and multiplied with the stored training
@@ -789,10 +796,84 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             block = np.asarray(train @ V.T).T
         else:
             block = np.matmul(V, train.T, out=dest)
-        if self._train_offsets is not None:
+        if offsets and self._train_offsets is not None:
             extra = (V @ self._train_offsets.T)[:, self._objective.groups]
             block += extra if row_scale is None else extra * row_scale
         return block
+
+    def _check_matrix_free_newton(self):
+        obj = self._objective
+        if obj.weight_jacobian is not None:
+            raise NotImplementedError(
+                "With class weights computed from the sample weights "
+                "(class_weight='balanced'), the Newton step needs the factorised "
+                "Hessian: refit the explainer with hessian_solver='cholesky'."
+            )
+
+    def _leverage_matrices(self):
+        """M_j = D_j U_jᵀ H⁻¹ U_j / n for every training row (n, k, k), any solver.
+
+        U_j = ∂z_j/∂θ: each batch of rows solves for its k output Jacobians (as
+        scoring solves for test points), so it costs about as much as scoring
+        k · n_train test points.
+        """
+        self._check_matrix_free_newton()
+        obj = self._objective
+        X, n, k = obj.X, obj.X.shape[0], obj.n_outputs
+        Hz = obj.loss.hessian(obj.decision(X), obj.y)
+        out = np.empty((n, k, k))
+
+        def batch(sl, dest):
+            U = [_dense(u) for u in obj.output_jacobians(X[sl])]
+            V = [-self._solve_rows(u) for u in U]  # U_a H⁻¹
+            A = np.stack([np.stack([np.einsum("ip,ip->i", V[a], U[b])
+                                    for b in range(k)], axis=1)
+                          for a in range(k)], axis=1)  # U_jᵀ H⁻¹ U_j
+            D = obj.row_weight[sl, :, None] * Hz[sl]
+            block = D @ A / n
+            if dest is None:
+                return block
+            dest[...] = block
+
+        return map_batches(batch, out, batch_size=self._test_batch_size(),
+                           n_jobs=self.n_jobs, verbose=self.verbose)
+
+    def _newton_matrix_free(self, Xv, y_enc, loss):
+        """leave_one_out(method="newton") without the p × p Hessian.
+
+        The step of row j is Δθ_j = (s_j/n) H⁻¹ U_j q_j with q_j = (I − M_j)⁻¹ w_j
+        (see ``_removal``); the test decision values move by U_tᵀ Δθ_j, which is a
+        score of the test output Jacobians against the rows U_j q_j: as many
+        scoring passes as outputs, then the loss at the shifted decision values.
+        """
+        obj = self._objective
+        n, k = len(self.sample_weight_), obj.n_outputs
+        self._check_result_size((Xv.shape[0], n))
+        M = self._leverage_matrices()
+        w = obj.class_weight * obj.training_dz()
+        q = np.linalg.solve(np.eye(k) - M, w[:, :, None])[:, :, 0]
+        train = obj.row_gradients(obj.X, q * (obj.sample_weight / n)[:, None])
+        loss = loss or obj.loss
+        out = np.empty((Xv.shape[0], n))
+
+        def batch(sl, dest):
+            Z = obj.decision(Xv[sl])
+            shift = np.stack([-self._scores_block(_dense(u), train, offsets=False)
+                              for u in obj.output_jacobians(Xv[sl])], axis=2)
+            T = Z.shape[0]
+            shifted = (Z[:, None, :] + shift).reshape(T * n, k)
+            new = loss.value_grad(shifted, np.repeat(y_enc[sl], n, axis=0))[0]
+            block = new.reshape(T, n) - loss.value_grad(Z, y_enc[sl])[0][:, None]
+            if dest is None:
+                return block
+            dest[...] = block
+
+        rows = max(1, BATCH_BYTES // (8 * (3 * k + 2) * n))
+        return map_batches(
+            batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
+            batch_size=min(rows, self._test_batch_size()) if self.batch_size == "auto"
+            else self.batch_size,
+        )
 
     def _solve_rows(self, G):
         """−G H⁻¹ for rows G (T, p): a numpy product with the Cholesky inverse."""
