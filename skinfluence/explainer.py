@@ -108,21 +108,21 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         to :meth:`most_influential` (top-k per test point, streamed) or to scoring
         fewer test rows per call. None removes the limit.
     hessian_solver : {"auto", "cholesky", "cg", "woodbury", "lissa"}, default="auto"
-        How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian
-        and its inverse, after which scores are numpy products (fastest for moderate
-        p; the only solver for the exact leave-one-out and group Newton steps).
-        "cg": matrix-free conjugate gradients (Jacobi-preconditioned), for many
-        parameters or sparse wide X; each batch of test points is solved for, and
-        no p × p or dense n_train × p array is formed (not for the exact hinge).
-        "woodbury": for fewer training rows than parameters (wide, e.g. tf-idf, data), an
-        n_train × n_train system in the training rows (float32 Cholesky, refined to
-        ``cg_tol`` by conjugate gradients in float64), with the intercept handled
-        exactly; its cost does not depend on the conditioning, its memory is
-        4·n_train² bytes (single-output models with an L2 penalty or damping on
-        every coefficient). "auto": "cholesky" up to 4,096 free parameters;
-        beyond, "woodbury" when it applies and its system takes at most 2 GiB,
-        else "cg". "lissa": the paper's stochastic solver (see ``lissa_params``).
-        The choice is ``hessian_solver_.name``.
+        How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian and
+        its inverse, after which scores are numpy products (fastest for moderate p; the
+        only solver for the exact leave-one-out and group Newton steps). "cg":
+        matrix-free conjugate gradients (Jacobi-preconditioned), for many parameters or
+        sparse wide X; each batch of test points is solved for, and no p × p or dense
+        n_train × p array is formed (not for the exact hinge). "woodbury": for fewer
+        training rows than parameters (wide data such as tf-idf), an n_train × n_train
+        system in the training rows (float32 Cholesky, refined to ``cg_tol`` by
+        conjugate gradients in float64), with the intercept handled exactly; its cost
+        does not depend on the conditioning, its memory is 4·n_train² bytes
+        (single-output models with an L2 penalty or damping on every coefficient).
+        "auto": "cholesky" up to 4,096 free parameters; beyond, "woodbury" when it
+        applies and its system takes at most 2 GiB, else "cg". "lissa": the paper's
+        stochastic solver (see ``lissa_params``). The choice is
+        ``hessian_solver_.name``.
     cg_tol : float, default=1e-10
         Relative residual at which conjugate gradients stop ("cg", "woodbury").
     cg_max_iter : int, default=None
