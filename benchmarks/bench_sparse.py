@@ -54,6 +54,8 @@ def main():
     parser.add_argument("--solver", default="auto",
                         choices=["auto", "cg", "woodbury"])
     parser.add_argument("--save", help="write the top-k indices and scores (.npz)")
+    parser.add_argument("--newton", action="store_true",
+                        help="also time leverages() and the Newton leave-one-out")
     args = parser.parse_args()
 
     X, y = make_data(args.n_train + args.n_test, args.n_features, args.density)
@@ -72,6 +74,14 @@ def main():
         start = time.perf_counter()
         idx, scores = explainer.most_influential(X_te, y_te, k=10)
         t_top = time.perf_counter() - start
+        if args.newton:
+            start = time.perf_counter()
+            leverages = explainer.leverages()
+            t_lev = time.perf_counter() - start
+            start = time.perf_counter()
+            newton = explainer.leave_one_out(X_te, y_te, method="newton")
+            t_newton = time.perf_counter() - start
+            first = explainer.leave_one_out(X_te, y_te)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
     solver = explainer.hessian_solver_
     print(f"X: {args.n_train} × {args.n_features}, {X_tr.nnz} non-zeros "
@@ -81,6 +91,13 @@ def main():
           f"(solver: {solver.name})")
     print(f"  most_influential(k=10)              {t_top:8.1f} s  "
           f"(CG iterations in the last batch: {getattr(solver, 'n_iter_', 'n/a')})")
+    if args.newton:
+        print(f"  leverages()                         {t_lev:8.1f} s  "
+              f"(max {leverages.max():.3f}, median {np.median(leverages):.2e})")
+        print(f"  leave_one_out(method='newton')      {t_newton:8.1f} s  "
+              f"(leverages included; Newton / first order: median "
+              f"{np.median(np.abs(newton).sum(0) / np.abs(first).sum(0)):.3f}, "
+              f"max {np.max(np.abs(newton).sum(0) / np.abs(first).sum(0)):.3f})")
     if args.save:
         np.savez(args.save, idx=idx, scores=scores)
     print(f"  total (fit + top-10)                {t_fit + t_top:8.1f} s")

@@ -372,6 +372,9 @@ class LissaSolver(ConjugateGradientSolver):
 #: Panel width of the blocked Cholesky factorisation (see ``_blocked_cholesky``).
 PANEL = 2048
 
+#: The data-space factor is kept in float64 up to this size, in float32 beyond.
+WOODBURY_FLOAT64_BYTES = 2**29
+
 
 class WoodburySolver:
     """Data-space solve for wide data (p ≫ n): an n × n system, never a p × p one.
@@ -388,10 +391,11 @@ class WoodburySolver:
 
         S⁻¹ = A⁻¹ − A⁻¹ X_cᵀ √W M⁻¹ √W X_c A⁻¹,   M = I + √W X_c A⁻¹ X_cᵀ √W.
 
-    M (eigenvalues ≥ 1) is formed in float32 in row panels straight from sparse X and
-    factorised by a blocked Cholesky; conjugate gradients on M in float64, with
-    products through X itself, use that factor as preconditioner and reach ``tol``
-    in a few iterations. Memory: 4 n² bytes, plus the per-batch blocks.
+    M (eigenvalues ≥ 1) is formed in row panels straight from sparse X and factorised
+    by a blocked Cholesky, in float64 up to n = 8,192 and in float32 beyond (half the
+    memory: 4 n² bytes); conjugate gradients on M in float64, with products through X
+    itself, use that factor as preconditioner and reach ``tol`` in one iteration
+    (float64) or a few (float32).
 
     Parameters
     ----------
@@ -467,12 +471,13 @@ class WoodburySolver:
         return Y + s * self._center(self._center_t(s * Y) / self._a[:, None])
 
     def _factorised_system(self):
-        """Lower Cholesky factor of M in float32, built in row panels."""
+        """Lower Cholesky factor of M, built in row panels."""
         X, n = self._X, self._X.shape[0]
         Xa = X.multiply(1.0 / self._a).tocsr() if sp.issparse(X) else X / self._a
         u = np.asarray(Xa @ self._mu).ravel()  # X A⁻¹ μ
         gamma = self._mu @ (self._mu / self._a)  # μᵀ A⁻¹ μ
-        M = np.empty((n, n), dtype=np.float32)
+        dtype = np.float64 if 8 * n * n <= WOODBURY_FLOAT64_BYTES else np.float32
+        M = np.empty((n, n), dtype=dtype)
         s = self._sqrt_w
         for r0 in range(0, n, PANEL):
             r1 = min(r0 + PANEL, n)
@@ -488,19 +493,30 @@ class WoodburySolver:
         except LinAlgError:
             raise ValueError(
                 "The data-space system of hessian_solver='woodbury' lost positive "
-                "definiteness in float32 (extreme scaling of X or of the sample "
-                "weights). Use hessian_solver='cg' or add damping."
+                "definiteness in finite precision (extreme scaling of X or of the "
+                "sample weights). Use hessian_solver='cg' or add damping."
             ) from None
 
     def _precondition(self, R):
-        """M⁻¹ R with the float32 factor (columns scaled to unit size for float32)."""
+        """M⁻¹ R with the stored factor (columns scaled to unit size for float32)."""
         scale = np.abs(R).max(axis=0)
         scale[scale == 0] = 1.0
         # the C-ordered lower factor L is, read in Fortran order, the upper factor Lᵀ:
         # LAPACK takes it as is (passing L itself would copy all n² entries per call)
-        Z = cho_solve((self._factor.T, False), (R / scale).astype(np.float32),
-                      check_finite=False)
+        Z = cho_solve((self._factor.T, False),
+                      (R / scale).astype(self._factor.dtype), check_finite=False)
         return Z.astype(np.float64) * scale
+
+    def _refine(self, Y):
+        """M⁻¹ Y to ``tol``: CG in float64, preconditioned by the stored factor."""
+        Z, self.n_iter_ = _pcg(self.matvec, self._precondition, Y, self.tol,
+                               self.max_iter)
+        return Z
+
+    def leverages(self):
+        """``w_j x̃_jᵀ (H + λI)⁻¹ x̃_j`` of every training row (see
+        ``_leverages_from_factor``): n³ flops, in n × 2048 panels."""
+        return _leverages_from_factor(self)
 
     def solve(self, B):
         """(H + λI)⁻¹ B for B of shape (p_free,) or (p_free, m)."""
@@ -512,14 +528,49 @@ class WoodburySolver:
             rhs = rhs - (self._sigma / self._c) * np.outer(self._mu, B[pc])
         t = rhs / self._a[:, None]
         s = self._sqrt_w[:, None]
-        y = s * self._center(t)
-        z, self.n_iter_ = _pcg(self.matvec, self._precondition, y, self.tol,
-                               self.max_iter)
+        z = self._refine(s * self._center(t))
         x = np.empty_like(B)
         x[:pc] = t - self._center_t(s * z) / self._a[:, None]
         if self._intercept:  # v_b = (g_b − mᵀ v_w) / c, m = σ μ
             x[pc] = (B[pc] - self._sigma * (self._mu @ x[:pc])) / self._c
         return x[:, 0] if vector else x
+
+
+def _leverages_from_factor(solver):
+    """h_j = w_j x̃_jᵀ (H + λI)⁻¹ x̃_j for every training row, from M's factor.
+
+    With the intercept eliminated (see :class:`WoodburySolver`), x̃_j's quadratic
+    form splits into the centred part and the intercept's::
+
+        h = 1 − diag(M⁻¹) + 2ε √w ⊙ M⁻¹r + ε² w (νᵀν − rᵀM⁻¹r) + w / c
+
+    with ε = 1 − σ/c, ν = A^{-1/2} μ, r = √W X_c A⁻¹ μ (no intercept: h = 1 − diag(M⁻¹)).
+    diag(M⁻¹) is the squared column norms of L⁻¹, solved for in panels of columns
+    with the stored factor: with a float32 factor (n > 8,192), h carries float32
+    accuracy (about 1e-7 absolute), and so does 1 − h, which the Newton step
+    divides by, relatively.
+    """
+    L = solver._factor
+    n = L.shape[0]
+    diag_inv = np.empty(n)
+    for j0 in range(0, n, PANEL):
+        j1 = min(j0 + PANEL, n)
+        E = np.zeros((n, j1 - j0), dtype=L.dtype, order="F")
+        E[np.arange(j0, j1), np.arange(j1 - j0)] = 1.0
+        # L z = e through Lᵀ read in Fortran order (no copy of the n² factor)
+        Z = solve_triangular(L.T, E, lower=False, trans="T", check_finite=False,
+                             overwrite_b=True)
+        diag_inv[j0:j1] = np.einsum("ij,ij->j", Z, Z, dtype=np.float64)
+    h = 1.0 - diag_inv
+    if solver._intercept:
+        s, mu, a = solver._sqrt_w, solver._mu, solver._a
+        w = s * s
+        eps = 1.0 - solver._sigma / solver._c
+        r = s * solver._center((mu / a)[:, None])[:, 0]
+        Minv_r = solver._refine(r[:, None])[:, 0]
+        h += 2 * eps * s * Minv_r + eps**2 * w * (mu @ (mu / a) - r @ Minv_r)
+        h += w / solver._c
+    return h
 
 
 def _blocked_cholesky(A, block=PANEL):

@@ -818,6 +818,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         k · n_train test points.
         """
         self._check_matrix_free_newton()
+        if hasattr(self.hessian_solver_, "leverages"):  # data space: from M's factor
+            return self.hessian_solver_.leverages()[:, None, None]
         obj = self._objective
         X, n, k = obj.X, obj.X.shape[0], obj.n_outputs
         Hz = obj.loss.hessian(obj.decision(X), obj.y)
