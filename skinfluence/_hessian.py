@@ -154,6 +154,16 @@ class CholeskySolver:
         return self.inverse @ B
 
 
+def _refuse_pinned(objective, name):
+    """Iterative solvers do not hold an exact hinge's margin rows fixed."""
+    if objective.pinned is not None and objective.pinned.any():
+        raise NotImplementedError(
+            f"hessian_solver='{name}' does not support the exact hinge "
+            "(smoothing=0), whose support vectors on the margin are pinned: use "
+            "hessian_solver='cholesky', or smoothing > 0."
+        )
+
+
 class ConjugateGradientSolver:
     """Matrix-free preconditioned conjugate gradients on ``H + damping·I``.
 
@@ -182,12 +192,7 @@ class ConjugateGradientSolver:
 
     def __init__(self, objective, fixed_directions, damping=0.0, *, tol=1e-10,
                  max_iter=None):
-        if objective.pinned is not None and objective.pinned.any():
-            raise NotImplementedError(
-                "hessian_solver='cg' does not support the exact hinge (smoothing=0), "
-                "whose support vectors on the margin are pinned: use "
-                "hessian_solver='cholesky', or smoothing > 0."
-            )
+        _refuse_pinned(objective, "cg")
         self.objective = objective
         self.damping = damping
         self.tol = tol
@@ -419,12 +424,7 @@ class WoodburySolver:
                 f"classifiers, one regression target); this one has "
                 f"{objective.n_outputs} outputs. Use hessian_solver='cg'."
             )
-        if objective.pinned is not None and objective.pinned.any():
-            raise NotImplementedError(
-                "hessian_solver='woodbury' does not support the exact hinge "
-                "(smoothing=0), whose support vectors on the margin are pinned: use "
-                "hessian_solver='cholesky', or smoothing > 0."
-            )
+        _refuse_pinned(objective, "woodbury")
         self.tol = tol
         self.max_iter = 100 if max_iter is None else max_iter
         X, n, d = objective.X, objective.X.shape[0], objective.n_features
