@@ -192,7 +192,9 @@ class LinearObjective:
             return G[:, self.free] if not self.free.all() else G
         n = X.shape[0]
         G = np.empty((n, self.n_params))
-        G[:, : k * self.n_features] = (dZ[:, :, None] * X[:, None, :]).reshape(n, -1)
+        d = self.n_features
+        for j in range(k):  # output j's block dL/dz_j · x, written in place
+            np.multiply(X, dZ[:, j : j + 1], out=G[:, j * d : (j + 1) * d])
         if self.fit_intercept:
             G[:, k * self.n_features :] = dZ
         return G if self.free.all() else G[:, self.free]
