@@ -110,7 +110,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     hessian_solver : {"auto", "cholesky", "cg", "woodbury", "lissa"}, default="auto"
         How H⁻¹ is applied. "cholesky": a dense factorisation of the p × p Hessian and
         its inverse, after which scores are numpy products (fastest for moderate p; the
-        only solver for the exact leave-one-out and group Newton steps). "cg":
+        only solver for the exact leave-one-out and exact group removal). "cg":
         matrix-free conjugate gradients (Jacobi-preconditioned), for many parameters or
         sparse wide X; each batch of test points is solved for, and no p × p or dense
         n_train × p array is formed (not for the exact hinge). "woodbury": for fewer
@@ -753,8 +753,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if self.hessian_ is None:
             raise NotImplementedError(
                 "This needs the factorised Hessian: refit the explainer with "
-                "hessian_solver='cholesky' (exact leave-one-out and group Newton "
-                "steps need the p × p Hessian, which the \"cg\", \"woodbury\" and "
+                "hessian_solver='cholesky' (exact leave-one-out and group removals "
+                "need the p × p Hessian, which the \"cg\", \"woodbury\" and "
                 "\"lissa\" solvers never form)."
             )
         return self.hessian_ + self.damping * np.eye(self.hessian_.shape[0])

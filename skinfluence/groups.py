@@ -153,8 +153,10 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
         steps = exact_group_steps(obj, explainer.hessian_solver_,
                                   explainer._damped_hessian(), members)
     else:
-        steps = newton_group_steps(obj, explainer.hessian_solver_,
-                                   explainer._damped_hessian(), members)
+        # with an iterative solver (no p × p Hessian), each group's Jacobian is
+        # solved for: the Woodbury form of the step
+        hessian = None if explainer.hessian_ is None else explainer._damped_hessian()
+        steps = newton_group_steps(obj, explainer.hessian_solver_, hessian, members)
     out = np.empty((Xv.shape[0], len(members)))
     for start in range(0, Xv.shape[0], _TEST_BATCH):
         sl = slice(start, min(start + _TEST_BATCH, Xv.shape[0]))
@@ -234,8 +236,10 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
     solver : object
         The factorised (damped) Hessian; ``solve(B)`` applies H⁻¹ on the complement
         of the fixed directions, ``basis`` is that complement (or None).
-    hessian : ndarray of shape (p_free, p_free)
-        The damped Hessian ``solver`` factorised.
+    hessian : ndarray of shape (p_free, p_free) or None
+        The damped Hessian ``solver`` factorised; None for an iterative solver,
+        which takes the "woodbury" strategy (not available with class weights
+        computed from the sample weights).
     members : list of ndarray of int
         Validated row indices of each group.
     strategy : {"auto", "woodbury", "direct"}, default="auto"
@@ -266,10 +270,18 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
     if strategy not in ("auto", "woodbury", "direct"):
         raise ValueError(f"strategy must be 'auto', 'woodbury' or 'direct'; "
                          f"got {strategy!r}.")
-    if objective.weight_jacobian is not None:
+    if hessian is None:
+        if objective.weight_jacobian is not None or strategy == "direct":
+            raise NotImplementedError(
+                "This group Newton step needs the factorised Hessian (class weights "
+                "computed from the sample weights, or strategy='direct'): refit the "
+                "explainer with hessian_solver='cholesky'."
+            )
+        strategy = "woodbury"
+    elif objective.weight_jacobian is not None:
         return _balanced_group_steps(objective, solver, hessian, members)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
-    p = hessian.shape[0]
+    p = int(objective.free.sum())
     Hz = objective.loss.hessian(objective.decision(X), objective.y)
     D = objective.row_weight[:, :, None] * Hz  # D_j[a, b] = v_ja h_j,ab
     b = objective.row_weight * objective.training_dz()  # s_j c_j ⊙ dL/dz_j
