@@ -34,7 +34,6 @@ from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from sklearn.utils.validation import check_is_fitted
 
 from ._hessian import complement_basis
@@ -218,8 +217,8 @@ def _balanced_group_steps(objective, solver, hessian, members):
         if basis is not None:
             H, grad = basis.T @ H @ basis, basis.T @ grad
         try:
-            step = cho_solve(cho_factor(H, lower=True), grad)
-        except LinAlgError:
+            step = _cholesky_solve(np.linalg.cholesky(H), grad)
+        except np.linalg.LinAlgError:
             steps[g] = np.nan
             continue
         steps[g] = -(basis @ step if basis is not None else step)
@@ -338,14 +337,20 @@ def _direct_step(hessian, basis, U, DG, bG, n):
         rhs = basis.T @ rhs
     HG = 0.5 * (HG + HG.T)
     try:
-        factor = cho_factor(HG, lower=True, check_finite=False)
-    except LinAlgError:
+        L = np.linalg.cholesky(HG)
+    except np.linalg.LinAlgError:
         return None
-    diag = np.abs(np.diag(factor[0]))
+    diag = np.abs(np.diag(L))
     if diag.size and diag.min() ** 2 <= 1e-12 * np.abs(np.diag(HG)).max():
         return None
-    step = cho_solve(factor, rhs, check_finite=False)
+    step = _cholesky_solve(L, rhs)
     return step if basis is None else basis @ step
+
+
+def _cholesky_solve(L, b):
+    """(L Lᵀ)⁻¹ b with numpy's LAPACK (scipy's runs on a second BLAS thread pool,
+    which stalls small factorisations next to numpy's products)."""
+    return np.linalg.solve(L.T, np.linalg.solve(L, b))
 
 
 def _released_basis(objective, rows):
