@@ -15,6 +15,26 @@ from threadpoolctl import threadpool_limits
 BATCH_BYTES = 128 * 2**20
 
 
+class _Shared:
+    """The batch function, handed to joblib as an argument rather than as the task.
+
+    The function is a closure over the explainer (training data, gradients, the
+    factorised Hessian). joblib's Dask backend pickles the task function into every
+    batch, but scatters large arguments to the workers once per call; reporting a
+    large size makes it scatter this one.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __sizeof__(self):
+        return 2**30  # stands for the explainer it carries: always worth scattering
+
+
+def _run(shared, sl):
+    return shared.fn(sl, None)
+
+
 def batch_slices(n_rows, batch_size, row_bytes):
     """Consecutive slices covering range(n_rows)."""
     if batch_size == "auto":
@@ -41,9 +61,10 @@ def map_batches(fn, out, *, batch_size="auto", n_jobs=None, verbose=0):
     # Workers share the cores: keep BLAS from oversubscribing them.
     blas_threads = max(1, (os.cpu_count() or 1) // n_workers)
     with threadpool_limits(limits=blas_threads, user_api="blas"):
+        shared = _Shared(fn)
         blocks = Parallel(
             n_jobs=n_jobs, prefer="threads", verbose=verbose, return_as="generator"
-        )(delayed(fn)(sl, None) for sl in slices)
+        )(delayed(_run)(shared, sl) for sl in slices)
         for sl, block in zip(slices, blocks, strict=True):
             out[sl] = block
     return out

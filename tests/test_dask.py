@@ -50,3 +50,27 @@ def test_dask_local_cluster_matches_in_process_sparse_solvers(solver):
         out = explainer.loss_influence(X[120:], y[120:])
     np.testing.assert_allclose(out, reference, rtol=0,
                                atol=1e-12 * np.abs(reference).max())
+
+
+@pytest.mark.slow
+def test_dask_ships_the_explainer_once_per_call_not_per_batch():
+    """The batch function closes over the explainer (here ≈ 20 MB pickled): joblib's
+    Dask backend must scatter it, not embed it in every task's graph (distributed
+    warns "Sending large graph" above 10 MB per graph)."""
+    import warnings
+
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(6100, 200, random_state=0)
+    model = LogisticRegression(solver="newton-cholesky", tol=1e-10)
+    explainer = InfluenceExplainer(model, batch_size=20).fit(X[:6000], y[:6000])
+    reference = explainer.loss_influence(X[6000:], y[6000:])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster), joblib.parallel_backend("dask"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = explainer.loss_influence(X[6000:], y[6000:])
+    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-12)
+    large = [w for w in caught if "Sending large graph" in str(w.message)]
+    assert not large, f"{len(large)} task graphs carried the explainer"
