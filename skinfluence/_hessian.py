@@ -9,6 +9,7 @@ their orthogonal complement, ``Z (Zᵀ H Z)⁻¹ Zᵀ B`` with Z an orthonormal 
 which is what refits reproduce.
 """
 
+import os
 import warnings
 
 import numpy as np
@@ -477,6 +478,13 @@ class WoodburySolver:
         u = np.asarray(Xa @ self._mu).ravel()  # X A⁻¹ μ
         gamma = self._mu @ (self._mu / self._a)  # μᵀ A⁻¹ μ
         dtype = np.float64 if 8 * n * n <= WOODBURY_FLOAT64_BYTES else np.float32
+        need = np.dtype(dtype).itemsize * n * n
+        if need > 0.8 * _physical_memory():
+            raise MemoryError(
+                f"hessian_solver='woodbury' needs a {n} × {n} system "
+                f"({need / 2**30:.1f} GiB), more than this machine's memory allows. "
+                "Use hessian_solver='cg' (matrix-free), or fewer training rows."
+            )
         M = np.empty((n, n), dtype=dtype)
         s = self._sqrt_w
         for r0 in range(0, n, PANEL):
@@ -571,6 +579,14 @@ def _leverages_from_factor(solver):
         h += 2 * eps * s * Minv_r + eps**2 * w * (mu @ (mu / a) - r @ Minv_r)
         h += w / solver._c
     return h
+
+
+def _physical_memory():
+    """Installed memory in bytes (inf where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return np.inf
 
 
 def _blocked_cholesky(A, block=PANEL):

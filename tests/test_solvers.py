@@ -324,3 +324,13 @@ def test_woodbury_float32_factor_keeps_float64_answers(case, monkeypatch):
     newton = chol.leave_one_out(Xt, yt, method="newton")
     np.testing.assert_allclose(wood.leave_one_out(Xt, yt, method="newton"), newton,
                                rtol=0, atol=2e-5 * np.abs(newton).max())
+
+
+def test_woodbury_refuses_a_system_larger_than_memory(monkeypatch):
+    import skinfluence._hessian as hessian
+
+    monkeypatch.setattr(hessian, "_physical_memory", lambda: 1000.0)
+    X, y, *_ = _cancer()
+    with pytest.raises(MemoryError, match=r"150 × 150 system.*hessian_solver='cg'"):
+        InfluenceExplainer(LogisticRegression(**TIGHT),
+                           hessian_solver="woodbury").fit(X, y)
