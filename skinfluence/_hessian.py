@@ -198,8 +198,7 @@ class ConjugateGradientSolver:
         self.damping = damping
         self.tol = tol
         X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
-        Hz = objective.loss.hessian(objective.decision(X), objective.y)
-        self._D = objective.row_weight[:, :, None] * Hz / n  # (n, k, k)
+        self._D = objective.row_curvature() / n  # (n, k, k)
         self._idx = objective.param_index()
         p = int(objective.free.sum())
         self.max_iter = 10 * p if max_iter is None else max_iter
@@ -442,8 +441,7 @@ class WoodburySolver:
                 "coefficient (an L2 penalty, or InfluenceExplainer(damping > 0)); "
                 "use hessian_solver='cg' or 'cholesky' otherwise."
             )
-        Hz = objective.loss.hessian(objective.decision(X), objective.y)
-        w = objective.row_weight[:, 0] * Hz[:, 0, 0] / n
+        w = objective.row_curvature()[:, 0, 0] / n
         self._sqrt_w = np.sqrt(np.maximum(w, 0.0))
         self._intercept = objective.fit_intercept and bool(free[-1])
         self._mu = np.zeros(len(self._a))

@@ -228,6 +228,12 @@ class LinearObjective:
         k = self.n_outputs
         return self.row_gradients(X, np.full((X.shape[0], k), 1.0 / k))
 
+    def row_curvature(self):
+        """D_j = diag(s_j c_j) d²L/dz²_j of every training row, (n, k, k):
+        ``D[j, a, b] = s_j c_ja h_j,ab``."""
+        Hz = self.loss.hessian(self.decision(self.X), self.y)
+        return self.row_weight[:, :, None] * Hz
+
     def test_loss(self, X, y):
         return self.loss.value_grad(self.decision(X), y)[0]
 
@@ -277,12 +283,12 @@ class LinearObjective:
         over pairs of outputs (a, b): [X, 1]ᵀ diag(s c_a h_ab / n) [X, 1].
         """
         X, n = self.X, self.X.shape[0]
-        Hz = self.loss.hessian(self.decision(X), self.y)
+        D = self.row_curvature()
         idx = self.param_index()
         H = np.zeros((self.n_params, self.n_params))
         for a in range(self.n_outputs):
             for b in range(a, a + 1 if self.loss.separable else self.n_outputs):
-                w = self.row_weight[:, a] * Hz[:, a, b] / n
+                w = D[:, a, b] / n
                 block = _weighted_gram(X, w, self.fit_intercept)
                 H[np.ix_(idx[a], idx[b])] = block
                 if b != a:

@@ -51,8 +51,7 @@ def _downdate_parts(objective, solver):
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     p = int(objective.free.sum())
     S = solver.solve(np.eye(p))  # H⁻¹ on the (reduced) space of free parameters
-    Hz = objective.loss.hessian(objective.decision(X), objective.y)
-    D = objective.row_weight[:, :, None] * Hz  # D_j[a, b] = v_ja h_j,ab
+    D = objective.row_curvature()  # D_j[a, b] = v_ja h_j,ab
     M = np.empty((n, k, k))
     for start in range(0, n, _ROW_BATCH):
         rows = slice(start, min(start + _ROW_BATCH, n))
@@ -304,16 +303,18 @@ def _check_exact_result(objective, steps, unconverged, max_iter):
 
 def loss_change(objective, X_test, y_test, steps, loss=None):
     """L(z_t at θ̂ + Δθ_j) − L(z_t at θ̂) for every test row t and step j."""
-    loss = loss or objective.loss
-    T, n, k = X_test.shape[0], steps.shape[0], objective.n_outputs
-    Z = objective.decision(X_test)
-    base = loss.value_grad(Z, y_test)[0]
     shift = np.stack([np.asarray(u @ steps.T) for u in
                       objective.output_jacobians(X_test)], axis=2)  # (T, n, k)
+    return shifted_loss_change(loss or objective.loss, objective.decision(X_test),
+                               y_test, shift)
+
+
+def shifted_loss_change(loss, Z, y, shift):
+    """L(z_t + Δz_tj) − L(z_t) for decision values Z (T, k) and shifts (T, n, k)."""
+    T, n, k = shift.shape
     shifted = (Z[:, None, :] + shift).reshape(T * n, k)
-    y_rep = np.repeat(y_test, n, axis=0)
-    new = loss.value_grad(shifted, y_rep)[0].reshape(T, n)
-    return new - base[:, None]
+    new = loss.value_grad(shifted, np.repeat(y, n, axis=0))[0].reshape(T, n)
+    return new - loss.value_grad(Z, y)[0][:, None]
 
 
 def _dense(M):

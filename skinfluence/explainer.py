@@ -26,7 +26,7 @@ from ._hessian import (
     WoodburySolver,
 )
 from ._parallel import BATCH_BYTES, map_batches
-from ._removal import exact_steps, loss_change, newton_steps
+from ._removal import exact_steps, loss_change, newton_steps, shifted_loss_change
 from .models import (
     binary_only,
     convergence_hint,
@@ -822,7 +822,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             return self.hessian_solver_.leverages()[:, None, None]
         obj = self._objective
         X, n, k = obj.X, obj.X.shape[0], obj.n_outputs
-        Hz = obj.loss.hessian(obj.decision(X), obj.y)
+        D = obj.row_curvature()
         out = np.empty((n, k, k))
 
         def batch(sl, dest):
@@ -831,8 +831,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             A = np.stack([np.stack([np.einsum("ip,ip->i", V[a], U[b])
                                     for b in range(k)], axis=1)
                           for a in range(k)], axis=1)  # U_jᵀ H⁻¹ U_j
-            D = obj.row_weight[sl, :, None] * Hz[sl]
-            block = D @ A / n
+            block = D[sl] @ A / n
             if dest is None:
                 return block
             dest[...] = block
@@ -859,13 +858,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out = np.empty((Xv.shape[0], n))
 
         def batch(sl, dest):
-            Z = obj.decision(Xv[sl])
             shift = np.stack([-self._scores_block(_dense(u), train, offsets=False)
                               for u in obj.output_jacobians(Xv[sl])], axis=2)
-            T = Z.shape[0]
-            shifted = (Z[:, None, :] + shift).reshape(T * n, k)
-            new = loss.value_grad(shifted, np.repeat(y_enc[sl], n, axis=0))[0]
-            block = new.reshape(T, n) - loss.value_grad(Z, y_enc[sl])[0][:, None]
+            block = shifted_loss_change(loss, obj.decision(Xv[sl]), y_enc[sl], shift)
             if dest is None:
                 return block
             dest[...] = block

@@ -281,8 +281,7 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
         return _balanced_group_steps(objective, solver, hessian, members)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     p = int(objective.free.sum())
-    Hz = objective.loss.hessian(objective.decision(X), objective.y)
-    D = objective.row_weight[:, :, None] * Hz  # D_j[a, b] = v_ja h_j,ab
+    D = objective.row_curvature()  # D_j[a, b] = v_ja h_j,ab
     b = objective.row_weight * objective.training_dz()  # s_j c_j ⊙ dL/dz_j
     pinned = objective.pinned
     steps = np.empty((len(members), p))
