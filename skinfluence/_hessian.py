@@ -520,9 +520,40 @@ class WoodburySolver:
         return Z
 
     def leverages(self):
-        """``w_j x̃_jᵀ (H + λI)⁻¹ x̃_j`` of every training row (see
-        ``_leverages_from_factor``): n³ flops, in n × 2048 panels."""
-        return _leverages_from_factor(self)
+        """h_j = w_j x̃_jᵀ (H + λI)⁻¹ x̃_j of every training row, from M's factor.
+
+        With the intercept eliminated (see :class:`WoodburySolver`), x̃_j's quadratic
+        form splits into the centred part and the intercept's::
+
+            h = 1 − diag(M⁻¹) + 2ε √w ⊙ M⁻¹r + ε² w (νᵀν − rᵀM⁻¹r) + w / c
+
+        with ε = 1 − σ/c, ν = A^{-1/2} μ and r = √W X_c A⁻¹ μ (no intercept:
+        h = 1 − diag(M⁻¹)). diag(M⁻¹) is the squared column norms of L⁻¹, solved for
+        in n × 2,048 panels with the stored factor (n³ flops): with a float32
+        factor (n > 8,192), h carries float32 accuracy (about 1e-7 absolute), and so
+        does 1 − h, which the Newton step divides by, relatively.
+        """
+        L = self._factor
+        n = L.shape[0]
+        diag_inv = np.empty(n)
+        for j0 in range(0, n, PANEL):
+            j1 = min(j0 + PANEL, n)
+            E = np.zeros((n, j1 - j0), dtype=L.dtype, order="F")
+            E[np.arange(j0, j1), np.arange(j1 - j0)] = 1.0
+            # L z = e through Lᵀ read in Fortran order (no copy of the n² factor)
+            Z = solve_triangular(L.T, E, lower=False, trans="T", check_finite=False,
+                                 overwrite_b=True)
+            diag_inv[j0:j1] = np.einsum("ij,ij->j", Z, Z, dtype=np.float64)
+        h = 1.0 - diag_inv
+        if self._intercept:
+            s, mu, a = self._sqrt_w, self._mu, self._a
+            w = s * s
+            eps = 1.0 - self._sigma / self._c
+            r = s * self._center((mu / a)[:, None])[:, 0]
+            Minv_r = self._refine(r[:, None])[:, 0]
+            h += 2 * eps * s * Minv_r + eps**2 * w * (mu @ (mu / a) - r @ Minv_r)
+            h += w / self._c
+        return h
 
     def solve(self, B):
         """(H + λI)⁻¹ B for B of shape (p_free,) or (p_free, m)."""
@@ -540,43 +571,6 @@ class WoodburySolver:
         if self._intercept:  # v_b = (g_b − mᵀ v_w) / c, m = σ μ
             x[pc] = (B[pc] - self._sigma * (self._mu @ x[:pc])) / self._c
         return x[:, 0] if vector else x
-
-
-def _leverages_from_factor(solver):
-    """h_j = w_j x̃_jᵀ (H + λI)⁻¹ x̃_j for every training row, from M's factor.
-
-    With the intercept eliminated (see :class:`WoodburySolver`), x̃_j's quadratic
-    form splits into the centred part and the intercept's::
-
-        h = 1 − diag(M⁻¹) + 2ε √w ⊙ M⁻¹r + ε² w (νᵀν − rᵀM⁻¹r) + w / c
-
-    with ε = 1 − σ/c, ν = A^{-1/2} μ, r = √W X_c A⁻¹ μ (no intercept: h = 1 − diag(M⁻¹)).
-    diag(M⁻¹) is the squared column norms of L⁻¹, solved for in panels of columns
-    with the stored factor: with a float32 factor (n > 8,192), h carries float32
-    accuracy (about 1e-7 absolute), and so does 1 − h, which the Newton step
-    divides by, relatively.
-    """
-    L = solver._factor
-    n = L.shape[0]
-    diag_inv = np.empty(n)
-    for j0 in range(0, n, PANEL):
-        j1 = min(j0 + PANEL, n)
-        E = np.zeros((n, j1 - j0), dtype=L.dtype, order="F")
-        E[np.arange(j0, j1), np.arange(j1 - j0)] = 1.0
-        # L z = e through Lᵀ read in Fortran order (no copy of the n² factor)
-        Z = solve_triangular(L.T, E, lower=False, trans="T", check_finite=False,
-                             overwrite_b=True)
-        diag_inv[j0:j1] = np.einsum("ij,ij->j", Z, Z, dtype=np.float64)
-    h = 1.0 - diag_inv
-    if solver._intercept:
-        s, mu, a = solver._sqrt_w, solver._mu, solver._a
-        w = s * s
-        eps = 1.0 - solver._sigma / solver._c
-        r = s * solver._center((mu / a)[:, None])[:, 0]
-        Minv_r = solver._refine(r[:, None])[:, 0]
-        h += 2 * eps * s * Minv_r + eps**2 * w * (mu @ (mu / a) - r @ Minv_r)
-        h += w / solver._c
-    return h
 
 
 def _physical_memory():

@@ -115,13 +115,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         sparse wide X; each batch of test points is solved for, and no p × p or dense
         n_train × p array is formed (not for the exact hinge). "woodbury": for fewer
         training rows than parameters (wide data such as tf-idf), an n_train × n_train
-        system in the training rows (float32 Cholesky, refined to ``cg_tol`` by
-        conjugate gradients in float64), with the intercept handled exactly; its cost
-        does not depend on the conditioning, its memory is 4·n_train² bytes
-        (single-output models with an L2 penalty or damping on every coefficient).
-        "auto": "cholesky" up to 4,096 free parameters; beyond, "woodbury" when it
-        applies and its system takes at most 2 GiB, else "cg". "lissa": the paper's
-        stochastic solver (see ``lissa_params``). The choice is
+        system in the training rows (Cholesky, float32 beyond 8,192 rows, refined to
+        ``cg_tol`` by conjugate gradients in float64), with the intercept handled
+        exactly; its cost does not depend on the conditioning, its memory is
+        4–8·n_train² bytes (single-output models with an L2 penalty or damping on every
+        coefficient). "auto": "cholesky" up to 4,096 free parameters; beyond, "woodbury"
+        when it applies and its system takes at most 2 GiB, else "cg". "lissa": the
+        paper's stochastic solver (see ``lissa_params``). The choice is
         ``hessian_solver_.name``.
     cg_tol : float, default=1e-10
         Relative residual at which conjugate gradients stop ("cg", "woodbury").
