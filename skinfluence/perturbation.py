@@ -498,14 +498,14 @@ def _check_affine(explainer, Jt, c, X_raw, X_model, caller, where):
         diff = _dense(X_model) - _dense(pred) - c
     else:
         diff = X_model - pred
-    scale = max(_max_abs(abs(X_raw) @ abs(Jt)) + np.abs(c).max(initial=0.0),
-                np.finfo(np.float64).tiny)
+    scale = _max_abs(abs(X_raw) @ abs(Jt)) + np.abs(c).max(initial=0.0)
     err = _max_abs(diff)
     if not err <= AFFINE_RTOL * scale:
+        relative = f" (relative {err / scale:.1g})" if scale > 0 else ""
         raise _not_affine(
             pipeline_of(explainer.estimator_)[:-1], caller,
             f"on {where}, T(x) differs from the affine map J x + c read off T(0) and "
-            f"T(e_f) by {err:.3g} (relative {err / scale:.1g})")
+            f"T(e_f) by {err:.3g}{relative}")
 
 
 def _not_affine(steps, caller, reason):
