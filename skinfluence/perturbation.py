@@ -226,7 +226,9 @@ class AttackResult:
     Attributes
     ----------
     X : ndarray or sparse matrix of shape (n_train, n_features)
-        The perturbed training inputs (a copy; only rows ``indices`` differ).
+        The perturbed training inputs (a float64 copy; only rows ``indices``
+        differ), in the space of the training inputs the user gave (a Pipeline's
+        input space).
     indices : ndarray of shape (k,)
         The attacked training rows, strongest first.
     delta : ndarray of shape (k, n_features)
@@ -528,14 +530,17 @@ def refit_loss_change(explainer, X_train, y_train, X, y, *, test_loss=None):
     Refits a clone of ``explainer`` (hence of its estimator, same settings and sample
     weights) on ``(X_train, y_train)`` and returns the test losses there minus the
     losses of the fitted ``explainer``: the refit check of
-    :func:`training_set_attack`.
+    :func:`training_set_attack`. For a Pipeline, ``X_train`` is in the pipeline's
+    input space and the whole pipeline is refitted, earlier steps included (e.g. a
+    scaler's mean and scale, which the first-order prediction holds fixed).
 
     Parameters
     ----------
     explainer : InfluenceExplainer
         The fitted explainer (not modified).
     X_train : {array-like, sparse matrix} of shape (n_train, n_features)
-        Training inputs to refit on (e.g. ``AttackResult.X``).
+        Training inputs to refit on (e.g. ``AttackResult.X``), as passed to the
+        explainer's ``fit``.
     y_train : array-like of shape (n_train,)
         Training labels (the ones ``explainer`` was fitted with).
     X : array-like of shape (n_features,) or (n_test, n_features)
