@@ -478,16 +478,15 @@ def _probe_affine(explainer, sparse):
     def transform(E):  # numeric probes carry no feature names: not the user's fault
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature")
-            return explainer._model_input(sp.csr_matrix(E) if sparse else E)
+            return explainer._model_input(E)
 
-    c = _dense(transform(np.zeros((1, d)))).ravel()
+    c = _dense(transform(sp.csr_matrix((1, d)) if sparse else np.zeros((1, d)))).ravel()
     batch = max(1, PROBE_BYTES // (8 * max(d, c.size)))
     blocks = []
     for start in range(0, d, batch):
         stop = min(d, start + batch)
-        E = np.zeros((stop - start, d))
-        E[np.arange(stop - start), np.arange(start, stop)] = 1.0
-        M = transform(E)
+        M = transform(sp.eye(stop - start, d, k=start, format="csr") if sparse
+                      else np.eye(stop - start, d, k=start))  # rows e_start, ...
         blocks.append(M.tocsr() if sp.issparse(M) and not c.any()
                       else sp.csr_matrix(_dense(M) - c))
     return sp.vstack(blocks, format="csr"), c
