@@ -24,6 +24,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skinfluence import InfluenceExplainer
 from skinfluence.perturbation import refit_loss_change, training_set_attack
@@ -98,3 +100,21 @@ attack = training_set_attack(explainer, x_t, y_t, k=2, bound=0.5,
                              feature_range=(0.0, 1.0), n_steps=5)
 actual = refit_loss_change(explainer, attack.X, y_train, x_t, y_t)[0]
 print(f"k = 2, 5 steps: predicted {attack.predicted_increase:.2f}, actual {actual:.2f}")
+
+# %%
+# A pipeline: the attack stays in pixel space
+# -------------------------------------------
+# With a scaler in front of the model, the explained model sees standardised
+# pixels, but the attack perturbs (and returns) the images themselves: pass the
+# training images as ``X_train``; ``bound`` and ``feature_range`` are in pixels. The
+# gradient is carried back through the scaler (an affine map); the first-order
+# prediction holds the scaler fixed, while the refit below refits it too.
+pipe = make_pipeline(StandardScaler(), clone(model))
+pipe_explainer = InfluenceExplainer(pipe).fit(X_train, y_train)
+attack = training_set_attack(pipe_explainer, x_t, y_t, k=2, bound=0.5,
+                             feature_range=(0.0, 1.0), X_train=X_train)
+actual = refit_loss_change(pipe_explainer, attack.X, y_train, x_t, y_t)[0]
+flipped = clone(pipe).fit(attack.X, y_train).predict(x_t[None, :])[0] != y_t
+print(f"pipeline, k = 2: predicted {attack.predicted_increase:.2f}, actual "
+      f"{actual:.2f}, prediction flipped: {flipped}; pixels in "
+      f"[{attack.X.min():.1f}, {attack.X.max():.1f}]")

@@ -582,7 +582,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return group_influence(self, groups, X, y, method=method, test_loss=test_loss)
 
-    def perturbation_influence(self, X, y, indices=None, *, test_loss=None):
+    def perturbation_influence(self, X, y, indices=None, *, space="model",
+                               test_loss=None):
         """I_pert,loss: how moving training inputs changes each test loss.
 
         ``−∇θL(z_test)ᵀ H⁻¹ ∇x∇θL(z_j)``, scaled so that ``(s_j / n) · result[t, j]``
@@ -597,6 +598,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Test labels.
         indices : array-like of int, default=None
             Training rows; all rows when None.
+        space : {"model", "input"}, default="model"
+            For a Pipeline, the feature axis: the features the last step sees, or
+            the pipeline's input features (affine earlier steps only).
         test_loss : str or object, default=None
             As in :meth:`loss_influence`.
 
@@ -606,7 +610,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         from .perturbation import perturbation_influence
 
-        return perturbation_influence(self, X, y, indices, test_loss=test_loss)
+        return perturbation_influence(self, X, y, indices, space=space,
+                                      test_loss=test_loss)
 
     def leverages(self):
         """Leverage of every training row: how much the fit bends towards it.

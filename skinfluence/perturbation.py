@@ -17,8 +17,21 @@ Class weights computed by ``class_weight="balanced"`` depend on the sample weigh
 labels only, not on the inputs, so they are constant under input perturbations and
 are supported. The exact hinge (SVC, ``LinearSVC(loss="hinge")``; their training rows'
 derivative is the dual subgradient) is not differentiable in x: refused.
+
+Pipelines. The explained model is the last step, on the features ``u = T(x)`` the
+earlier, fitted steps produce; those steps are held fixed (as everywhere in
+skinfluence: a training row's effect on, e.g., a scaler's mean is not part of the
+influence). Where T is affine, ``T(x) = J x + c`` (StandardScaler, MinMaxScaler,
+MaxAbsScaler, RobustScaler, PCA, ``"passthrough"``, ...), the gradient with respect
+to the user's input is ``Jᵀ`` times the gradient with respect to u, and
+:func:`training_set_attack` moves the training rows in the input space the user gave.
+J and c are read off the fitted steps (``c = T(0)``, column f of J is
+``T(e_f) − T(0)``) and the map is checked against T on the data involved; a
+non-affine step (PolynomialFeatures, OneHotEncoder, a non-linear
+FunctionTransformer, ...) is refused.
 """
 
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -26,7 +39,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .models import pipeline_of
 
 __all__ = [
     "AttackResult",
@@ -35,8 +50,16 @@ __all__ = [
     "training_set_attack",
 ]
 
+#: Relative error ``‖T(x) − (J x + c)‖∞ / ‖|J| |x| + |c|‖∞`` above which a Pipeline's
+#: earlier steps are not affine (roundoff of an affine map is ~1e-16).
+AFFINE_RTOL = 1e-8
 
-def perturbation_influence(explainer, X, y, indices=None, *, test_loss=None):
+#: Memory of one batch of unit vectors pushed through a Pipeline's earlier steps.
+PROBE_BYTES = 2**25
+
+
+def perturbation_influence(explainer, X, y, indices=None, *, space="model",
+                           test_loss=None):
     """I_pert,loss(z_j, z_test) = −∇θL(z_test)ᵀ H⁻¹ ∇x∇θL(z_j, θ̂) for training rows j.
 
     Entry ``[t, j]`` is n/s_j times the gradient of the loss of test point t with
@@ -66,6 +89,14 @@ def perturbation_influence(explainer, X, y, indices=None, *, test_loss=None):
         Test labels (targets for regressors).
     indices : array-like of int, default=None
         Training rows to compute; all rows when None.
+    space : {"model", "input"}, default="model"
+        The space of the feature axis, for a Pipeline: ``"model"``, the features the
+        explained last step sees (the earlier steps' output); ``"input"``, the
+        features the user passes to the pipeline, ``Jᵀ`` times the model-space
+        result, where the earlier steps are affine, ``T(x) = J x + c`` (a
+        ``ValueError`` otherwise). The earlier steps are held fixed (the influence
+        of a row on a scaler's mean is not included). Without a Pipeline both are
+        the same.
     test_loss : str or object, default=None
         The test-side loss, as in :meth:`InfluenceExplainer.loss_influence`.
 
@@ -74,7 +105,8 @@ def perturbation_influence(explainer, X, y, indices=None, *, test_loss=None):
     influence : ndarray of shape (n_test, n_indices, n_features)
         ``(s_j / n) · influence[t, j]`` is the gradient of test loss t with respect to
         training input x_j (after refitting). Positive entries: increasing that
-        feature of that training row raises the test loss.
+        feature of that training row raises the test loss. ``n_features`` is that
+        of the ``space``.
 
     Raises
     ------
@@ -82,6 +114,10 @@ def perturbation_influence(explainer, X, y, indices=None, *, test_loss=None):
         For the exact hinge (SVC, ``LinearSVC(loss="hinge")``), whose training
         derivative is a subgradient read off the dual coefficients and is not
         differentiable in the inputs.
+    ValueError
+        With ``space="input"``, when the Pipeline's earlier steps are not affine.
+    MemoryError
+        When the result would exceed the explainer's ``max_result_bytes``.
 
     Examples
     --------
@@ -100,15 +136,40 @@ def perturbation_influence(explainer, X, y, indices=None, *, test_loss=None):
     >>> grad = influence[0, 1] / 300   # d(test loss 0)/d(x_1): s_1 = 1, n = 300
     """
     check_is_fitted(explainer)
+    if space not in ("model", "input"):
+        raise ValueError(f'space must be "model" or "input"; got {space!r}.')
     obj = explainer._objective
     _check_differentiable(obj)
     Xv = explainer._validate_X(X)  # as the explained model sees it
     y_enc = explainer._encode(y, Xv)
     loss = explainer._test_loss(test_loss)
     rows = explainer._check_indices(indices)
-    G = _dense(obj.test_gradients(Xv, y_enc, loss))  # (n_test, p_free)
-    V = explainer.hessian_solver_.solve(G.T)  # H⁻¹ ∇θL(z_t), (p_free, n_test)
-    return _contract(obj, V, rows)
+    Jt = None
+    if space == "input" and pipeline_of(explainer.estimator_) is not None:
+        Jt = _affine_input_map(explainer, X, Xv, "perturbation_influence")[0]
+    d = obj.n_features if Jt is None else Jt.shape[0]
+    _check_result_size(explainer, (Xv.shape[0], len(rows), d))
+    V = _solved_test_gradients(explainer, Xv, y_enc, loss)
+    return _contract(obj, V, rows, Jt)
+
+
+def _solved_test_gradients(explainer, Xv, y_enc, loss):
+    """V = H⁻¹ ∇θL(z_t)ᵀ, (p_free, n_test), for model-space test inputs Xv."""
+    G = _dense(explainer._objective.test_gradients(Xv, y_enc, loss))  # (n_test, p_free)
+    return explainer.hessian_solver_.solve(G.T)
+
+
+def _check_result_size(explainer, shape):
+    """MemoryError when a float64 array of ``shape`` exceeds max_result_bytes."""
+    size = 8 * int(np.prod(shape))
+    limit = explainer.max_result_bytes
+    if limit is not None and size > limit:
+        raise MemoryError(
+            f"The result would be a {' × '.join(map(str, shape))} float64 array "
+            f"({size / 2**30:.2f} GiB), above max_result_bytes={limit}. Pass fewer "
+            "training rows (indices) or test rows per call, or raise "
+            "max_result_bytes."
+        )
 
 
 def _check_differentiable(obj):
@@ -122,8 +183,12 @@ def _check_differentiable(obj):
         )
 
 
-def _contract(obj, V, rows):
-    """−∇θL(z_t)ᵀ H⁻¹ ∂(∇θL_j)/∂x_j for the rows, from V = H⁻¹∇θL(z_t) (p_free, T)."""
+def _contract(obj, V, rows, Jt=None):
+    """−∇θL(z_t)ᵀ H⁻¹ ∂(∇θL_j)/∂x_j for the rows, from V = H⁻¹∇θL(z_t) (p_free, T).
+
+    With ``Jt`` (d_in × d_out, the transposed Jacobian of a Pipeline's affine earlier
+    steps), the feature axis is the input's: ``∂/∂x = Jᵀ ∂/∂u``.
+    """
     # ∂(∇θL_j)/∂x_jf = (c_j ⊙ d²L/dz²_j W[:, f]) ⊗ [x_j, 1] + (c_j ⊙ dL/dz_j) ⊗ e_f
     k, d, T = obj.n_outputs, obj.n_features, V.shape[1]
     full = np.zeros((obj.n_params, T))
@@ -137,12 +202,21 @@ def _contract(obj, V, rows):
     c = obj.class_weight[rows]  # (n_r, k)
     w = c * obj.loss.value_grad(Z, y)[1]  # c_j ⊙ dL/dz_j
     U = c[:, :, None] * (obj.loss.hessian(Z, y) @ obj.coef)  # (D_j W), (n_r, k, d)
-    out = np.matmul(w, A)  # Σ_k w_jk A_t[k]: (T, n_r, d)
+    out = np.matmul(w, _to_input(A, Jt))  # Σ_k w_jk A_t[k]: (T, n_r, d_in)
+    U = _to_input(U, Jt)
     for a in range(k):
         Q = A[:, a, :] @ Xr.T + b[:, a, None]  # (A_t x_j + b_t)_a: (T, n_r)
         out += Q[:, :, None] * U[None, :, a, :]
     np.negative(out, out=out)
     return out
+
+
+def _to_input(M, Jt):
+    """``M @ J`` on the last axis (model features → input features); M when no J."""
+    if Jt is None:
+        return M
+    flat = M.reshape(-1, M.shape[-1])
+    return np.asarray(Jt @ flat.T).T.reshape(*M.shape[:-1], Jt.shape[0])
 
 
 @dataclass
@@ -152,7 +226,9 @@ class AttackResult:
     Attributes
     ----------
     X : ndarray or sparse matrix of shape (n_train, n_features)
-        The perturbed training inputs (a copy; only rows ``indices`` differ).
+        The perturbed training inputs (a float64 copy; only rows ``indices``
+        differ), in the space of the training inputs the user gave (a Pipeline's
+        input space).
     indices : ndarray of shape (k,)
         The attacked training rows, strongest first.
     delta : ndarray of shape (k, n_features)
@@ -170,7 +246,7 @@ class AttackResult:
 
 def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
                         feature_range=None, n_steps=1, step_size=None,
-                        y_train=None, test_loss=None):
+                        X_train=None, y_train=None, test_loss=None):
     """Perturb k training inputs, within an L∞ bound, to raise a test loss (§5.2).
 
     Koh & Liang's training-set attack: the k training rows whose inputs can raise
@@ -187,6 +263,16 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
     ``n_steps > 1``, the explainer is refitted (a clone, same settings) on the
     perturbed data after each step and I_pert recomputed there: projected
     sign-gradient ascent on the refitted test loss, for the same k rows.
+
+    For a Pipeline, the attack works in the input space of the pipeline (the user's
+    features): pass the training inputs as ``X_train``; ``bound``,
+    ``feature_range`` and the returned rows are in that space, and the gradient is
+    ``Jᵀ`` times the explained model's, where the earlier steps are affine,
+    ``T(x) = J x + c`` (anything else raises a ``ValueError``; the workaround is to
+    explain the last step on the transformed features). The prediction holds the
+    earlier steps fixed, while a refit of the pipeline on the returned rows refits
+    them too (e.g. a scaler's mean and scale): :func:`refit_loss_change` measures
+    the outcome of that real refit.
 
     Parameters
     ----------
@@ -207,6 +293,11 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
         Projected gradient steps (refits between them, see above).
     step_size : float or None, default=None
         Step α; None: ``bound`` for one step, ``2·bound/n_steps`` otherwise.
+    X_train : {array-like, sparse matrix} of shape (n_train, n_features), \
+            default=None
+        The training inputs the explainer was fitted on. Required for a Pipeline
+        (the explainer keeps only their transform by the earlier steps); otherwise
+        optional (checked against the explainer's training data).
     y_train : array-like of shape (n_train,), default=None
         Training labels, only used for refits (``n_steps > 1``); None: recovered
         from the explainer.
@@ -216,8 +307,9 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
     Returns
     -------
     result : AttackResult
-        ``X`` (perturbed copy of the training inputs), ``indices``, ``delta``,
-        ``predicted_increase``. Check it with :func:`refit_loss_change`.
+        ``X`` (perturbed copy of the training inputs, in the space of ``X_train``),
+        ``indices``, ``delta``, ``predicted_increase``. Check it with
+        :func:`refit_loss_change`.
 
     Examples
     --------
@@ -236,11 +328,22 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
     >>> actual = refit_loss_change(explainer, attack.X, y[:300], X[300], y[300])
     >>> bool(actual[0] > 0)
     True
+
+    On a Pipeline, the rows are attacked and returned in the pipeline's input space:
+
+    >>> from sklearn.pipeline import make_pipeline
+    >>> pipe = make_pipeline(StandardScaler(), model)
+    >>> X_raw = load_breast_cancer().data[:, :10]
+    >>> explainer = InfluenceExplainer(pipe).fit(X_raw[:300], y[:300])
+    >>> attack = training_set_attack(explainer, X_raw[300], y[300], k=3, bound=0.5,
+    ...                              X_train=X_raw[:300])
+    >>> bool(abs(attack.delta).max() <= 0.5)
+    True
     """
     check_is_fitted(explainer)
     obj = explainer._objective
     _check_differentiable(obj)
-    n, d = obj.X.shape
+    n = obj.X.shape[0]
     if not isinstance(k, Integral) or not 1 <= k <= n:
         raise ValueError(f"k must be an integer in [1, {n}]; got {k!r}.")
     if not isinstance(bound, Real) or not np.isfinite(bound) or bound <= 0:
@@ -252,23 +355,24 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
     elif not isinstance(step_size, Real) or not step_size > 0:
         raise ValueError(f"step_size must be positive; got {step_size!r}.")
     x_test, y_test = _test_point(x_test, y_test)
-    lower, upper = _feature_range(obj.X, feature_range, d)
+    X_in, Jt, offset = _training_inputs(explainer, X_train)  # the user's space
+    d = X_in.shape[1]
+    lower, upper = _feature_range(X_in, feature_range, d)
 
-    X0 = _dense(obj.X)  # original training inputs (never modified)
+    X0 = _dense(X_in)  # original training inputs (never modified)
     sw = explainer.sample_weight_
     scale = sw / n
 
-    def gradients(current, rows):  # (s_j/n) · Σ_t I_pert(z_j, z_t): d loss / d x_j
-        pert = perturbation_influence(current, x_test, y_test, rows,
-                                      test_loss=test_loss)
-        return pert.sum(axis=0) * scale[rows][:, None]
+    def gradients(current, Jt, rows):  # (s_j/n) · Σ_t d loss_t / d x_j (input space)
+        G = _summed_input_gradient(current, x_test, y_test, rows, Jt, test_loss)
+        return G * scale[rows][:, None]
 
     # feasible box: the L∞ ball ∩ feature_range (a value already outside the range
     # may stay where it is, or move towards the range)
     lo = np.minimum(np.maximum(X0 - bound, lower), X0)
     hi = np.maximum(np.minimum(X0 + bound, upper), X0)
     # rank all rows by the first-order gain of a full, feasible step
-    g = gradients(explainer, np.arange(n))
+    g = gradients(explainer, Jt, np.arange(n))
     reach = np.clip(X0 + bound * np.sign(g), lo, hi) - X0
     gain = np.einsum("jf,jf->j", g, reach)
     rows = np.argsort(-gain, kind="stable")[:k]
@@ -276,23 +380,146 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
     lo, hi = lo[rows], hi[rows]
     Xcur = X0[rows].copy()
     predicted = 0.0
-    current, g = explainer, g[rows]
+    g = g[rows]
     y_fit = None
     for step in range(n_steps):
         if step > 0:
             _check_refittable(explainer)
             if y_fit is None:
                 y_fit = _training_targets(explainer) if y_train is None else y_train
-            current = clone(explainer).fit(
-                _with_rows(obj.X, rows, Xcur), y_fit, sample_weight=sw
-            )
-            g = gradients(current, rows)
+            X_step = _with_rows(X_in, rows, Xcur)
+            current = clone(explainer).fit(X_step, y_fit, sample_weight=sw)
+            Jt_step = None if Jt is None else _affine_input_map(
+                current, X_step, current._objective.X, "training_set_attack")[0]
+            g = gradients(current, Jt_step, rows)
         Xnew = np.clip(Xcur + step_size * np.sign(g), lo, hi)
         predicted += float(np.einsum("jf,jf->", g, Xnew - Xcur))
         Xcur = Xnew
+    if Jt is not None:  # the map must hold where the rows went, too
+        moved = sp.csr_matrix(Xcur) if sp.issparse(X_in) else Xcur
+        _check_affine(explainer, Jt, offset, moved, explainer._model_input(moved),
+                      "training_set_attack", "the perturbed rows")
     return AttackResult(
-        X=_with_rows(obj.X, rows, Xcur), indices=rows, delta=Xcur - X0[rows],
+        X=_with_rows(X_in, rows, Xcur), indices=rows, delta=Xcur - X0[rows],
         predicted_increase=predicted,
+    )
+
+
+def _summed_input_gradient(explainer, X, y, rows, Jt, test_loss):
+    """Σ_t I_pert(z_j, z_t), (n_rows, d): the contraction is linear in V, sum V first."""
+    Xv = explainer._validate_X(X)
+    V = _solved_test_gradients(explainer, Xv, explainer._encode(y, Xv),
+                               explainer._test_loss(test_loss))
+    return _contract(explainer._objective, V.sum(axis=1, keepdims=True), rows, Jt)[0]
+
+
+def _training_inputs(explainer, X_train):
+    """(X, Jt, c): the training inputs as the user gave them, and T(x) = x Jt + c.
+
+    Without a Pipeline the inputs are the explainer's own (Jt is None).
+    """
+    obj = explainer._objective
+    pipeline = pipeline_of(explainer.estimator_)
+    if pipeline is None:
+        if X_train is not None:
+            _check_same_training_inputs(
+                check_array(X_train, accept_sparse="csr", dtype=np.float64,
+                            input_name="X_train"), obj.X)
+        return obj.X, None, None
+    if X_train is None:
+        raise ValueError(
+            "training_set_attack on a Pipeline needs X_train, the training inputs "
+            "passed to InfluenceExplainer.fit: the explainer keeps only their "
+            "transform by the earlier steps, and the attacked rows are returned in "
+            "the pipeline's input space."
+        )
+    X_in = check_array(X_train, accept_sparse="csr", dtype=np.float64,
+                       input_name="X_train")
+    if X_in.shape != (obj.X.shape[0], explainer.n_features_in_):
+        raise ValueError(
+            f"X_train has shape {X_in.shape}; the explainer was fitted on "
+            f"{obj.X.shape[0]} rows of {explainer.n_features_in_} features."
+        )
+    _check_same_training_inputs(explainer._model_input(X_in), obj.X)
+    Jt, c = _affine_input_map(explainer, X_in, obj.X, "training_set_attack")
+    return X_in, Jt, c
+
+
+def _check_same_training_inputs(X_model, X_fit):
+    scale = max(1.0, _max_abs(X_fit))
+    if X_model.shape != X_fit.shape or _max_abs(X_model - X_fit) > 1e-10 * scale:
+        raise ValueError(
+            "X_train is not the training data the explainer was fitted on (after the "
+            "pipeline's earlier steps, if any): pass the X given to "
+            "InfluenceExplainer.fit."
+        )
+
+
+# -- a Pipeline's earlier steps as an affine map T(x) = x Jt + c ----------------------
+def _affine_input_map(explainer, X_raw, X_model, caller):
+    """(Jt, c) of the fitted earlier steps, checked on ``X_raw`` (whose T is X_model).
+
+    ``c = T(0)`` and row f of Jt (d_in × d_out, sparse) is ``T(e_f) − T(0)``.
+    """
+    steps = pipeline_of(explainer.estimator_)[:-1]
+    try:
+        X_raw = check_array(X_raw, accept_sparse="csr", dtype=np.float64)
+        Jt, c = _probe_affine(explainer, sp.issparse(X_raw))
+    except Exception as exc:  # cannot evaluate the steps on numeric probes
+        raise _not_affine(steps, caller, "evaluating them on the zero vector and the "
+                          f"unit vectors failed ({type(exc).__name__}: {exc})") from exc
+    _check_affine(explainer, Jt, c, X_raw, X_model, caller, "the data")
+    return Jt, c
+
+
+def _probe_affine(explainer, sparse):
+    d = explainer.n_features_in_
+
+    def transform(E):  # numeric probes carry no feature names: not the user's fault
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="X does not have valid feature")
+            return explainer._model_input(E)
+
+    c = _dense(transform(sp.csr_matrix((1, d)) if sparse else np.zeros((1, d)))).ravel()
+    batch = max(1, PROBE_BYTES // (8 * max(d, c.size)))
+    blocks = []
+    for start in range(0, d, batch):
+        stop = min(d, start + batch)
+        M = transform(sp.eye(stop - start, d, k=start, format="csr") if sparse
+                      else np.eye(stop - start, d, k=start))  # rows e_start, ...
+        blocks.append(M.tocsr() if sp.issparse(M) and not c.any()
+                      else sp.csr_matrix(_dense(M) - c))
+    return sp.vstack(blocks, format="csr"), c
+
+
+def _check_affine(explainer, Jt, c, X_raw, X_model, caller, where):
+    """ValueError unless T(X_raw) = X_raw Jt + c to roundoff."""
+    pred = X_raw @ Jt
+    if c.any() or not (sp.issparse(X_model) and sp.issparse(pred)):
+        diff = _dense(X_model) - _dense(pred) - c
+    else:
+        diff = X_model - pred
+    scale = _max_abs(abs(X_raw) @ abs(Jt)) + np.abs(c).max(initial=0.0)
+    err = _max_abs(diff)
+    if not err <= AFFINE_RTOL * scale:
+        relative = f" (relative {err / scale:.1g})" if scale > 0 else ""
+        raise _not_affine(
+            pipeline_of(explainer.estimator_)[:-1], caller,
+            f"on {where}, T(x) differs from the affine map J x + c read off T(0) and "
+            f"T(e_f) by {err:.3g}{relative}")
+
+
+def _not_affine(steps, caller, reason):
+    names = ", ".join(repr(name) for name, _ in steps.steps)
+    model = " (or use space='model')" if caller == "perturbation_influence" else ""
+    return ValueError(
+        f"{caller} works in the Pipeline's input space, which needs its earlier "
+        f"steps ({names}) to be an affine map of the input, T(x) = J x + c (e.g. "
+        "StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, PCA, "
+        f"'passthrough'); {reason}. Workaround: explain the last step on the "
+        "transformed features, InfluenceExplainer(pipeline[-1]).fit("
+        "pipeline[:-1].fit_transform(X), y): its feature axis and attacked rows are "
+        f"then in that transformed space{model}."
     )
 
 
@@ -302,14 +529,17 @@ def refit_loss_change(explainer, X_train, y_train, X, y, *, test_loss=None):
     Refits a clone of ``explainer`` (hence of its estimator, same settings and sample
     weights) on ``(X_train, y_train)`` and returns the test losses there minus the
     losses of the fitted ``explainer``: the refit check of
-    :func:`training_set_attack`.
+    :func:`training_set_attack`. For a Pipeline, ``X_train`` is in the pipeline's
+    input space and the whole pipeline is refitted, earlier steps included (e.g. a
+    scaler's mean and scale, which the first-order prediction holds fixed).
 
     Parameters
     ----------
     explainer : InfluenceExplainer
         The fitted explainer (not modified).
     X_train : {array-like, sparse matrix} of shape (n_train, n_features)
-        Training inputs to refit on (e.g. ``AttackResult.X``).
+        Training inputs to refit on (e.g. ``AttackResult.X``), as passed to the
+        explainer's ``fit``.
     y_train : array-like of shape (n_train,)
         Training labels (the ones ``explainer`` was fitted with).
     X : array-like of shape (n_features,) or (n_test, n_features)
@@ -410,3 +640,7 @@ def _training_targets(explainer):
 
 def _dense(M):
     return M.toarray() if sp.issparse(M) else np.asarray(M)
+
+
+def _max_abs(M):
+    return float(abs(M).max()) if M.shape[0] and M.shape[1] else 0.0
