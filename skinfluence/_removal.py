@@ -121,11 +121,20 @@ def removal_defects(objective, removals):
 
 
 def _unpenalised_defects(objective, alive, removals):
-    """Criteria 3 and 4 of ``removal_defects`` for {position: rows}."""
+    """Criteria 3 and 4 of ``removal_defects`` for {position: rows}.
+
+    Separation (4) is first screened by a Stiemke certificate: R_{−G} has no
+    separating direction iff some y' > 0 has Σ_i y'_i a_i = 0 over the remaining
+    margin directions. At θ̂ the optimality condition gives one for all rows,
+    y_i = −(weighted dL/dmargin_i) > 0; on the remaining rows it is rescaled,
+    y'_i = y_i (1 + a_iᵀx), with x solving Σ_{i∉G} y_i a_i a_iᵀ x = Σ_{i∈G} y_i a_i −
+    Σ_i y_i a_i (so that Σ_{i∉G} y'_i a_i = 0). If every 1 + a_iᵀx > 0, no linear
+    program is needed.
+    """
     Z = _unpenalised_basis(objective)
     if Z is None:
         return {}  # every direction penalised: R is strongly convex
-    A, owner = _margin_directions(objective, alive, Z)
+    A, owner, y = _margin_directions(objective, alive, Z)
     bounds = np.searchsorted(owner, np.arange(objective.X.shape[0] + 1))
     G = A.T @ A
     eig = np.linalg.eigvalsh(G)
@@ -136,20 +145,38 @@ def _unpenalised_defects(objective, alive, removals):
     separation = (isinstance(objective.loss, _UNATTAINED)
                   and np.abs(Z[:n_coef]).max(initial=0.0) > 0 and flat_ok
                   and not _separable(A))
+    residual = A.T @ y  # ≈ 0: the gradient of R at θ̂ on these directions
+    Gy = A.T @ (y[:, None] * A)
     out = {}
     for i, rows in removals.items():
         idx = np.concatenate([np.arange(bounds[j], bounds[j + 1]) for j in rows])
         Ar = A[idx]
-        if flat_ok and np.linalg.eigvalsh(G - Ar.T @ Ar)[0] <= _RANK_TOL * eig[-1]:
+        GR = G - Ar.T @ Ar
+        if flat_ok and np.linalg.eigvalsh(GR)[0] <= _RANK_TOL * eig[-1]:
             out[i] = ("an unpenalised direction of the parameters is moved by no "
                       "remaining row (no unique optimum)")
-        elif separation:
+        elif separation and not _certified(A, y, Gy, residual, idx):
             keep = np.ones(len(A), dtype=bool)
             keep[idx] = False
             if _separable(A[keep]):
                 out[i] = ("the remaining rows are linearly separable along "
                           "unpenalised parameters (the loss decreases forever)")
     return out
+
+
+def _certified(A, y, Gy, residual, idx):
+    """Whether y'_i = y_i (1 + a_iᵀx) > 0 certifies the rows but ``idx`` inseparable."""
+    if y.min(initial=1.0) <= 0:
+        return False
+    Ar = A[idx]
+    try:
+        x = np.linalg.solve(Gy - Ar.T @ (y[idx, None] * Ar),
+                            Ar.T @ y[idx] - residual)
+    except np.linalg.LinAlgError:
+        return False
+    rise = A @ x
+    rise[idx] = 0.0
+    return bool(rise.min() > -1.0 + 1e-9)
 
 
 def _unpenalised_basis(objective):
@@ -169,36 +196,44 @@ def _unpenalised_basis(objective):
 
 
 def _margin_directions(objective, alive, Z):
-    """Unit rows a_i Z (m, r), sorted by their training row (``owner``, (m,)).
+    """Unit rows a_i Z (m, r), their training rows (``owner``) and weights y (m,).
 
     a_i = ∂(margin)/∂θ of each weighted (row, output): ỹ ∂z/∂θ for classifiers'
     margins, ∂(z_y − z_a)/∂θ for a softmax (one per other class a), ∂z/∂θ for
-    regressors. The loss of the row changes along d only if a_iᵀd ≠ 0.
+    regressors. The loss of the row changes along d only if a_iᵀd ≠ 0. y_i is the
+    weighted slope −∂(s c L)/∂margin_i at θ̂ (times ‖a_i‖), so that Σ_i y_i a_i is
+    −∇R(θ̂) on these directions. Sorted by owner.
     """
     obj, k = objective, objective.n_outputs
     positive = (obj.row_weight > 0) & alive[:, None]
-    blocks, owners = [], []
+    softmax = obj.loss.shift_invariant and k > 1
+    slope = obj.row_weight * obj.training_dz()  # s c dL/dz at θ̂
+    blocks, owners, weights = [], [], []
     for a in range(k):
-        if obj.loss.shift_invariant and k > 1:
+        if softmax:
             rows = np.flatnonzero(alive & (obj.y != a))
             dZ = np.zeros((rows.size, k))
             dZ[np.arange(rows.size), obj.y[rows]] = 1.0
             dZ[:, a] = -1.0
+            y = slope[rows, a]  # d(z_y − z_a) lowers L at rate p_a
         else:
             rows = np.flatnonzero(positive[:, a])
             dZ = np.zeros((rows.size, k))
             dZ[:, a] = (1.0 if obj.targets.classes is None
                         else signed_targets(obj.y[rows], k)[:, a])
+            y = -slope[rows, a] * dZ[:, a]
         if rows.size:
             blocks.append(np.asarray(obj.row_gradients(obj.X[rows], dZ) @ Z))
             owners.append(rows)
-    A = np.vstack(blocks) if blocks else np.zeros((0, Z.shape[1]))
-    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=int)
+            weights.append(y)
+    if not blocks:
+        return np.zeros((0, Z.shape[1])), np.zeros(0, dtype=int), np.zeros(0)
+    A, owner, y = np.vstack(blocks), np.concatenate(owners), np.concatenate(weights)
     norm = np.linalg.norm(A, axis=1)
     keep = norm > 0
-    A, owner = A[keep] / norm[keep, None], owner[keep]
+    A, owner, y = A[keep] / norm[keep, None], owner[keep], y[keep] * norm[keep]
     order = np.argsort(owner, kind="stable")
-    return A[order], owner[order]
+    return A[order], owner[order], y[order]
 
 
 def _separable(A):

@@ -242,6 +242,23 @@ def test_removal_leaving_separable_rows_is_nan(method):
             np.testing.assert_allclose(out[:, j], actual, rtol=1e-6, atol=1e-9)
 
 
+def test_separation_screen_agrees_with_linear_programs(monkeypatch):
+    from skinfluence import _removal
+
+    X, y = _separable_but_one()
+    rng = np.random.RandomState(0)
+    X2 = rng.normal(size=(80, 3))
+    y2 = (X2[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
+    for Xs, ys in [(X, y), (X2, y2)]:
+        obj = InfluenceExplainer(LogisticRegression(C=np.inf, **TIGHT)).fit(
+            Xs, ys)._objective
+        removals = [np.array([j]) for j in range(len(ys))] + [np.array([24, 25])]
+        screened = _removal.removal_defects(obj, removals)
+        with monkeypatch.context() as m:
+            m.setattr(_removal, "_certified", lambda *args: False)  # LP for all
+            assert _removal.removal_defects(obj, removals) == screened
+
+
 @pytest.mark.parametrize("method", ["newton", "exact"])
 def test_too_few_rows_for_the_parameters_is_nan(method):
     X, y = load_diabetes(return_X_y=True)
