@@ -25,6 +25,13 @@ Exact removal (``exact_steps``) continues from the Newton step with chord iterat
 on R_{−j}: the exact gradient ∇R_{−j}(θ̂ + Δ_j), preconditioned by the downdated
 Hessian at θ̂ (applied by Woodbury, never refactorised), until the step is below the
 tolerance: the refit's optimum, for all rows at once (two GEMMs per iteration).
+
+Both estimate a refit, which may not exist: ``removal_defects`` decides, for any set
+of removals (rows or groups), whether R without them has a unique optimum (a class
+or every weighted row gone, an unpenalised direction left flat, the remaining rows
+separable along unpenalised parameters). Those removals, and those whose Newton step
+is undefined or whose iterations do not converge, are NaN with one
+``NoOptimumWarning``; removals of rows without weight are exactly 0 (``settle``).
 """
 
 import copy

@@ -528,7 +528,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         delta : ndarray of shape (n_test, n_train)
-            Predicted ``L(z_test, θ̂_{−j}) − L(z_test, θ̂)``.
+            Predicted ``L(z_test, θ̂_{−j}) − L(z_test, θ̂)``; exactly 0 for rows of
+            zero sample weight. "newton" and "exact" give NaN, with one
+            :class:`~skinfluence.NoOptimumWarning`, for rows whose removal leaves
+            no refit to estimate (see :func:`skinfluence.groups.group_influence`).
         """
         check_is_fitted(self)
         if method not in ("influence", "newton", "exact"):
@@ -578,8 +581,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Test inputs.
         y : array-like of shape (n_test,)
             Test labels.
-        method : {"influence", "newton"}, default="influence"
-            The first-order sum over the group, or one Newton step without it.
+        method : {"influence", "newton", "exact"}, default="influence"
+            The first-order sum over the group, one Newton step without it, or
+            the optimum without it.
         test_loss : str or object, default=None
             As in :meth:`loss_influence`.
 

@@ -1,4 +1,4 @@
-"""Removing a group of training rows: first order and one Newton step.
+"""Removing a group of training rows: first order, one Newton step, exact.
 
 Removing the rows of a group G (row weights v_ja = s_j c_ja) leaves the risk
 ``R_{−G} = R − (1/n) Σ_{j∈G} Σ_a v_ja L_a(z_j)``. At θ̂ its gradient is
@@ -26,6 +26,10 @@ the exact hinge (``smoothing=0``) the support vectors on the margin are pinned; 
 group's own pinned rows are released (the complement is rebuilt without their pins
 and the downdated Hessian factorised on it), which for a single row is the rank-one
 release of ``leave_one_out(method="newton")``.
+
+"exact" continues with Newton steps on R_{−G} to its optimum. Both share the row
+removals' check (``_removal.removal_defects``): a group whose removal leaves no
+unique optimum gets NaN, a group of rows without weight exactly 0.
 """
 
 import copy
@@ -94,13 +98,23 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
     -------
     delta : ndarray of shape (n_test, n_groups)
         Predicted ``L(z_test, θ̂_{−G}) − L(z_test, θ̂)``, same units as
-        :meth:`InfluenceExplainer.leave_one_out`. Newton estimates of groups whose
-        removal leaves a Hessian that is not positive definite (e.g. an unpenalised
-        model left with fewer rows than parameters) are NaN, with a
-        ``RuntimeWarning``.
+        :meth:`InfluenceExplainer.leave_one_out`. Groups of rows with zero sample
+        weight give exactly 0. "newton" and "exact" give NaN, with one
+        :class:`~skinfluence.NoOptimumWarning` naming them, for groups whose
+        removal leaves no refit to estimate: no unique optimum (a class left
+        without rows of positive weight, an unpenalised direction no remaining row
+        moves, remaining rows separable along unpenalised parameters; see
+        ``_removal.removal_defects``), a downdated Hessian that is not positive
+        definite ("newton"), or iterations that do not converge ("exact").
 
     Raises
     ------
+    ValueError
+        ``method="newton"`` or ``"exact"`` with a group holding every training row
+        of positive weight (no model exists without it).
+    MemoryError
+        The result (n_test × n_groups) or the per-group steps or influence rows
+        (n_groups × n_params) exceed the explainer's ``max_result_bytes``.
     NotImplementedError
         ``method="newton"`` or ``"exact"`` for a hinge SVM with
         ``class_weight="balanced"``, and ``"exact"`` for the hinge.
