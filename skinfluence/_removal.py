@@ -171,6 +171,17 @@ def _unpenalised_defects(objective, alive, removals):
     return out
 
 
+def _jacobian_times(objective, X, dZ, Z):
+    """row_gradients(X, dZ) @ Z, (m, r), without the (m, p) row gradients."""
+    k, d = objective.n_outputs, objective.n_features
+    full = np.zeros((objective.n_params, Z.shape[1]))
+    full[objective.free] = Z
+    out = dZ @ full[k * d:] if objective.fit_intercept else 0.0
+    for b in range(k):
+        out = out + dZ[:, [b]] * np.asarray(X @ full[b * d:(b + 1) * d])
+    return np.broadcast_to(out, (X.shape[0], Z.shape[1])).copy()
+
+
 def _certified(A, y, Gy, residual, idx):
     """Whether y'_i = y_i (1 + a_iᵀx) > 0 certifies the rows but ``idx`` inseparable."""
     if y.min(initial=1.0) <= 0:
@@ -194,7 +205,8 @@ def _unpenalised_basis(objective):
     cols = np.flatnonzero(unpenalised)
     if cols.size == 0:
         return None
-    Z = np.eye(int(free.sum()))[:, cols]
+    Z = np.zeros((int(free.sum()), cols.size))
+    Z[cols, np.arange(cols.size)] = 1.0
     if objective.loss.shift_invariant and objective.n_outputs > 1:
         local = complement_basis(objective.fixed_directions()[cols])
         if local is not None:
@@ -230,7 +242,7 @@ def _margin_directions(objective, alive, Z):
                         else signed_targets(obj.y[rows], k)[:, a])
             y = -slope[rows, a] * dZ[:, a]
         if rows.size:
-            blocks.append(np.asarray(obj.row_gradients(obj.X[rows], dZ) @ Z))
+            blocks.append(_jacobian_times(obj, obj.X[rows], dZ, Z))
             owners.append(rows)
             weights.append(y)
     if not blocks:
