@@ -5,6 +5,7 @@ Koh & Liang (2017) influence functions, computed in closed form from a fitted mo
 """
 
 from ._hessian import SingularHessianWarning
+from ._removal import NoOptimumWarning
 from .explainer import InfluenceExplainer
 from .models import supported_estimators
 from .plotting import InfluenceDisplay
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "InfluenceDisplay",
     "InfluenceExplainer",
+    "NoOptimumWarning",
     "SingularHessianWarning",
     "supported_estimators",
     "__version__",

@@ -25,6 +25,13 @@ Exact removal (``exact_steps``) continues from the Newton step with chord iterat
 on R_{−j}: the exact gradient ∇R_{−j}(θ̂ + Δ_j), preconditioned by the downdated
 Hessian at θ̂ (applied by Woodbury, never refactorised), until the step is below the
 tolerance: the refit's optimum, for all rows at once (two GEMMs per iteration).
+
+Both estimate a refit, which may not exist: ``removal_defects`` decides, for any set
+of removals (rows or groups), whether R without them has a unique optimum (a class
+or every weighted row gone, an unpenalised direction left flat, the remaining rows
+separable along unpenalised parameters). Those removals, and those whose Newton step
+is undefined or whose iterations do not converge, are NaN with one
+``NoOptimumWarning``; removals of rows without weight are exactly 0 (``settle``).
 """
 
 import copy
@@ -32,9 +39,259 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import linprog
+from sklearn.exceptions import ConvergenceWarning
+
+from ._hessian import complement_basis
+from .models._losses import (
+    BinomialLoss,
+    MultinomialLoss,
+    SmoothHingeLoss,
+    signed_targets,
+)
 
 #: Rows per batch when building the per-row leverage matrices.
 _ROW_BATCH = 4096
+
+#: Losses that approach their infimum only as a margin grows without bound: rows that
+#: a direction of unpenalised parameters separates drive R down forever (no optimum).
+_UNATTAINED = (BinomialLoss, MultinomialLoss, SmoothHingeLoss)
+
+#: λ_min ≤ _RANK_TOL · λ_max of the unpenalised directions' Gram: a flat direction.
+_RANK_TOL = 1e-10
+
+#: Why a Newton step is undefined (reason given with ``NoOptimumWarning``).
+INDEFINITE = ("its downdated Hessian is not positive definite (one Newton step is "
+              "undefined)")
+
+
+class NoOptimumWarning(ConvergenceWarning):
+    """Removing some training rows leaves a training objective with no (unique)
+    optimum, or one the Newton step or iterations cannot reach: those removals'
+    estimates are NaN (never a number describing no refit)."""
+
+
+# -- does the objective without the removed rows have an optimum? -------------------
+def weighted_rows(objective):
+    """Rows whose removal changes R: positive weight on some output (with class
+    weights computed from the sample weights, a positive sample weight)."""
+    if objective.weight_jacobian is not None:
+        return objective.sample_weight > 0
+    return (objective.row_weight > 0).any(axis=1)
+
+
+def removal_defects(objective, removals):
+    """Why R without each removal has no (unique) optimum: {position: reason}.
+
+    ``removals`` is a list of arrays of distinct row indices. Removals of rows
+    without weight change nothing and are never defects. R_{−G} is convex; it has a
+    unique minimiser unless one of these holds, each checked here (first met wins):
+
+    1. no row with positive weight is left;
+    2. (classifiers) a class of ``classes_`` is left without a row of positive
+       weight: scikit-learn refuses such a refit (or, with zero-weight rows of the
+       class left, fits a model no row supports; with an unpenalised intercept no
+       optimum exists: the intercept runs to ±∞);
+    3. a direction d of unpenalised parameters (no L2 or L1 term, not a softmax's
+       flat shift) that no remaining row of positive weight moves (a_iᵀd = 0 for
+       every margin direction a_i): R is constant along d, the optimum not unique;
+    4. (losses whose infimum needs an infinite margin: log-loss, smooth hinge) the
+       remaining rows are separable along unpenalised parameters, a_iᵀd ≥ 0 for all
+       and > 0 for some (a linear program): R decreases forever along d.
+
+    3 and 4 are only reported when the full data passes them (the fit's own
+    warnings cover a degenerate full problem). With only intercepts unpenalised,
+    4 is exactly 2, and the linear program is skipped.
+    """
+    alive = weighted_rows(objective)
+    n_alive = int(alive.sum())
+    cut = [rows[alive[rows]] for rows in removals]
+    classes = objective.targets.classes
+    if classes is not None:
+        count = np.bincount(objective.y[alive], minlength=len(classes))
+    defects = {}
+    for i, rows in enumerate(cut):
+        if rows.size == 0:
+            continue
+        if rows.size >= n_alive:
+            defects[i] = "no training row with positive weight is left"
+        elif classes is not None:
+            left = count - np.bincount(objective.y[rows], minlength=len(classes))
+            gone = np.flatnonzero((left == 0) & (count > 0))
+            if gone.size:
+                defects[i] = (f"class {classes[gone].tolist()[0]!r} is left without a "
+                              "training row of positive weight")
+    todo = {i: rows for i, rows in enumerate(cut) if rows.size and i not in defects}
+    if todo:
+        defects.update(_unpenalised_defects(objective, alive, todo))
+    return defects
+
+
+def _unpenalised_defects(objective, alive, removals):
+    """Criteria 3 and 4 of ``removal_defects`` for {position: rows}.
+
+    Separation (4) is first screened by a Stiemke certificate: R_{−G} has no
+    separating direction iff some y' > 0 has Σ_i y'_i a_i = 0 over the remaining
+    margin directions. At θ̂ the optimality condition gives one for all rows,
+    y_i = −(weighted dL/dmargin_i) > 0; on the remaining rows it is rescaled,
+    y'_i = y_i (1 + a_iᵀx), with x solving Σ_{i∉G} y_i a_i a_iᵀ x = Σ_{i∈G} y_i a_i −
+    Σ_i y_i a_i (so that Σ_{i∉G} y'_i a_i = 0). If every 1 + a_iᵀx > 0, no linear
+    program is needed.
+    """
+    Z = _unpenalised_basis(objective)
+    if Z is None:
+        return {}  # every direction penalised: R is strongly convex
+    A, owner, y = _margin_directions(objective, alive, Z)
+    bounds = np.searchsorted(owner, np.arange(objective.X.shape[0] + 1))
+    G = A.T @ A
+    eig = np.linalg.eigvalsh(G)
+    if eig[-1] <= 0.0:
+        return {}
+    flat_ok = eig[0] > _RANK_TOL * eig[-1]
+    n_coef = int(objective.free[: objective.n_outputs * objective.n_features].sum())
+    separation = (isinstance(objective.loss, _UNATTAINED)
+                  and np.abs(Z[:n_coef]).max(initial=0.0) > 0 and flat_ok
+                  and not _separable(A))
+    residual = A.T @ y  # ≈ 0: the gradient of R at θ̂ on these directions
+    Gy = A.T @ (y[:, None] * A)
+    out = {}
+    for i, rows in removals.items():
+        idx = np.concatenate([np.arange(bounds[j], bounds[j + 1]) for j in rows])
+        Ar = A[idx]
+        GR = G - Ar.T @ Ar
+        if flat_ok and np.linalg.eigvalsh(GR)[0] <= _RANK_TOL * eig[-1]:
+            out[i] = ("an unpenalised direction of the parameters is moved by no "
+                      "remaining row (no unique optimum)")
+        elif separation and not _certified(A, y, Gy, residual, idx):
+            keep = np.ones(len(A), dtype=bool)
+            keep[idx] = False
+            if _separable(A[keep]):
+                out[i] = ("the remaining rows are linearly separable along "
+                          "unpenalised parameters (the loss decreases forever)")
+    return out
+
+
+def _jacobian_times(objective, X, dZ, Z):
+    """row_gradients(X, dZ) @ Z, (m, r), without the (m, p) row gradients."""
+    k, d = objective.n_outputs, objective.n_features
+    full = np.zeros((objective.n_params, Z.shape[1]))
+    full[objective.free] = Z
+    out = dZ @ full[k * d:] if objective.fit_intercept else 0.0
+    for b in range(k):
+        out = out + dZ[:, [b]] * np.asarray(X @ full[b * d:(b + 1) * d])
+    return np.broadcast_to(out, (X.shape[0], Z.shape[1])).copy()
+
+
+def _certified(A, y, Gy, residual, idx):
+    """Whether y'_i = y_i (1 + a_iᵀx) > 0 certifies the rows but ``idx`` inseparable."""
+    if y.min(initial=1.0) <= 0:
+        return False
+    Ar = A[idx]
+    try:
+        x = np.linalg.solve(Gy - Ar.T @ (y[idx, None] * Ar),
+                            Ar.T @ y[idx] - residual)
+    except np.linalg.LinAlgError:
+        return False
+    rise = A @ x
+    rise[idx] = 0.0
+    return bool(rise.min() > -1.0 + 1e-9)
+
+
+def _unpenalised_basis(objective):
+    """Orthonormal basis (p_free, r) of the unpenalised free directions, less a
+    softmax's flat shifts (which leave R unchanged); None if there are none."""
+    free = objective.free
+    unpenalised = ((objective.quad_penalty == 0) & (objective.l1_penalty == 0))[free]
+    cols = np.flatnonzero(unpenalised)
+    if cols.size == 0:
+        return None
+    Z = np.zeros((int(free.sum()), cols.size))
+    Z[cols, np.arange(cols.size)] = 1.0
+    if objective.loss.shift_invariant and objective.n_outputs > 1:
+        local = complement_basis(objective.fixed_directions()[cols])
+        if local is not None:
+            Z = Z @ local
+    return Z if Z.shape[1] else None
+
+
+def _margin_directions(objective, alive, Z):
+    """Unit rows a_i Z (m, r), their training rows (``owner``) and weights y (m,).
+
+    a_i = ∂(margin)/∂θ of each weighted (row, output): ỹ ∂z/∂θ for classifiers'
+    margins, ∂(z_y − z_a)/∂θ for a softmax (one per other class a), ∂z/∂θ for
+    regressors. The loss of the row changes along d only if a_iᵀd ≠ 0. y_i is the
+    weighted slope −∂(s c L)/∂margin_i at θ̂ (times ‖a_i‖), so that Σ_i y_i a_i is
+    −∇R(θ̂) on these directions. Sorted by owner.
+    """
+    obj, k = objective, objective.n_outputs
+    positive = (obj.row_weight > 0) & alive[:, None]
+    softmax = obj.loss.shift_invariant and k > 1
+    slope = obj.row_weight * obj.training_dz()  # s c dL/dz at θ̂
+    blocks, owners, weights = [], [], []
+    for a in range(k):
+        if softmax:
+            rows = np.flatnonzero(alive & (obj.y != a))
+            dZ = np.zeros((rows.size, k))
+            dZ[np.arange(rows.size), obj.y[rows]] = 1.0
+            dZ[:, a] = -1.0
+            y = slope[rows, a]  # d(z_y − z_a) lowers L at rate p_a
+        else:
+            rows = np.flatnonzero(positive[:, a])
+            dZ = np.zeros((rows.size, k))
+            dZ[:, a] = (1.0 if obj.targets.classes is None
+                        else signed_targets(obj.y[rows], k)[:, a])
+            y = -slope[rows, a] * dZ[:, a]
+        if rows.size:
+            blocks.append(_jacobian_times(obj, obj.X[rows], dZ, Z))
+            owners.append(rows)
+            weights.append(y)
+    if not blocks:
+        return np.zeros((0, Z.shape[1])), np.zeros(0, dtype=int), np.zeros(0)
+    A, owner, y = np.vstack(blocks), np.concatenate(owners), np.concatenate(weights)
+    norm = np.linalg.norm(A, axis=1)
+    keep = norm > 0
+    A, owner, y = A[keep] / norm[keep, None], owner[keep], y[keep] * norm[keep]
+    order = np.argsort(owner, kind="stable")
+    return A[order], owner[order], y[order]
+
+
+def _separable(A):
+    """Whether some d has A d ≥ 0 and 1ᵀA d = 1 (rows weakly separated by d)."""
+    if A.shape[0] == 0:
+        return False
+    res = linprog(np.zeros(A.shape[1]), A_ub=-A, b_ub=np.zeros(A.shape[0]),
+                  A_eq=A.sum(axis=0)[None, :], b_eq=[1.0], bounds=(None, None),
+                  method="highs")
+    return res.status == 0
+
+
+def settle(objective, removals, steps, defects, kind, stacklevel=5):
+    """Final steps: exactly 0 for removals of rows without weight (R is unchanged),
+    NaN for ``defects`` with one ``NoOptimumWarning`` naming them (in place)."""
+    alive = weighted_rows(objective)
+    for i, rows in enumerate(removals):
+        if not alive[rows].any():
+            steps[i] = 0.0
+    bad = sorted(defects)
+    steps[bad] = np.nan
+    warn_no_optimum(defects, kind, stacklevel=stacklevel)
+    return steps
+
+
+def warn_no_optimum(defects, kind, stacklevel=3):
+    """One ``NoOptimumWarning`` naming the first few removals in ``defects``."""
+    if not defects:
+        return
+    items = sorted(defects.items())
+    shown = "; ".join(f"{kind} {i}: {reason}" for i, reason in items[:5])
+    more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
+    warnings.warn(
+        f"Removing {len(items)} {kind}(s) leaves no refit to estimate, so their "
+        f"estimates are NaN ({shown}{more}). Use method='influence' for the "
+        "first-order estimate.",
+        NoOptimumWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def _check_supported(objective):
@@ -63,11 +320,48 @@ def _downdate_parts(objective, solver):
     return S, D, M
 
 
+def removal_steps(objective, solver, hessian, method):
+    """θ̂_{−j} − θ̂ estimated for every training row j, (n, p_free).
+
+    ``method`` "newton" (one Newton step) or "exact". Rows without weight get exactly
+    0 (R is unchanged); rows whose removal leaves no optimum (``removal_defects``),
+    an indefinite Newton step, or iterations that do not converge get NaN, with one
+    ``NoOptimumWarning``.
+    """
+    n = objective.X.shape[0]
+    removals = [np.array([j]) for j in range(n)]
+    defects = removal_defects(objective, removals)
+    if method == "newton":
+        steps, _ = newton_steps(objective, solver, hessian)
+        for j in np.flatnonzero(np.isnan(steps).any(axis=1)):
+            defects.setdefault(int(j), INDEFINITE)
+    else:
+        steps, failed = exact_steps(objective, solver, hessian, skip=list(defects))
+        defects.update(failed)
+    return settle(objective, removals, steps, defects, "row")
+
+
+def newton_weights(M, w):
+    """q_j = (I − M_j)⁻¹ w_j (n, k), NaN where the downdated Hessian is indefinite.
+
+    H'_j = H − U_j D_j U_jᵀ/n is positive definite (H is) iff every eigenvalue of
+    M_j = D_j U_jᵀ H⁻¹ U_j / n (real, ≥ 0) is below 1. Returns (q, indefinite).
+    """
+    k = M.shape[1]
+    top = M[:, 0, 0] if k == 1 else np.linalg.eigvals(M).real.max(axis=1)
+    indefinite = ~(top < 1.0 - 1e-10)
+    q = np.full(w.shape, np.nan)
+    ok = ~indefinite
+    q[ok] = np.linalg.solve(np.eye(k) - M[ok], w[ok][:, :, None])[:, :, 0]
+    return q, indefinite
+
+
 def newton_steps(objective, solver, hessian, parts=None):
     """Δθ_j for every training row (n, p_free) and the leverage matrices (n, k, k).
 
     ``hessian`` is the (damped) Hessian over the free parameters that ``solver``
-    factorised; it is needed to release pinned rows.
+    factorised; it is needed to release pinned rows. Rows whose downdated Hessian is
+    not positive definite get NaN steps (no warning: see ``removal_steps``).
 
     When the class weights are recomputed from the sample weights ("balanced"),
     removing row j moves every class weight: the step is then ``−H'_j⁻¹ ∇R_{−j}(θ̂)``
@@ -78,23 +372,29 @@ def newton_steps(objective, solver, hessian, parts=None):
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     S, D, M = _downdate_parts(objective, solver) if parts is None else parts
     if objective.weight_jacobian is not None:
-        steps = np.empty((n, S.shape[0]))
+        _, indefinite = newton_weights(M, np.zeros((n, k)))
+        steps = np.full((n, S.shape[0]), np.nan)
         for rows in _row_batches(n, k):
+            rows = rows[~indefinite[rows]]
             U = [_dense(u) for u in objective.output_jacobians(X[rows])]
             g = _removal_gradients(objective, rows, np.zeros((len(rows), S.shape[0])))
             steps[rows] = -_chord(objective, S, D, M, rows, U, g[:, objective.free])
         return steps, M
     w = objective.class_weight * objective.training_dz()
-    q = np.linalg.solve(np.eye(k) - M, w[:, :, None])[:, :, 0]  # (I − M_j)⁻¹ w_j
+    q, indefinite = newton_weights(M, w)
+    q[indefinite] = 0.0
     G = _dense(objective.row_gradients(X, q))  # U_j q_j
     steps = solver.solve(G.T).T
+    steps[indefinite] = np.nan
     if objective.pinned is not None and objective.pinned.any():
         _release_pins(objective, S, hessian, G, steps)
     return steps * (objective.sample_weight / n)[:, None], M
 
 
 def _release_pins(objective, S, H, G, steps):
-    """Steps of pinned rows with their own pins released (in place)."""
+    """Steps of pinned rows with their own pins released (in place); NaN where the
+    objective is flat along the released direction (e.g. the only support vector
+    fixing an unpenalised intercept: use smoothing > 0)."""
     rows, outputs = np.nonzero(objective.pinned)
     k = objective.n_outputs
     onehot = np.zeros((len(rows), k))
@@ -105,15 +405,6 @@ def _release_pins(objective, S, H, G, steps):
     V = U - S @ (H @ U)  # v = (I − S H) u
     curvature = np.einsum("pi,pi->i", V, H @ V)  # vᵀ H v
     flat = curvature <= 1e-12 * np.abs(np.diag(H)).max()
-    if flat.any():
-        warnings.warn(
-            f"Removing {int(flat.sum())} support vector(s) on the margin leaves the "
-            "hinge objective flat along their direction (e.g. the only support vector "
-            "fixing an unpenalised intercept): one Newton step is undefined there and "
-            "their leave-one-out estimates are NaN. Use smoothing > 0.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
     for i, j in enumerate(rows):
         if flat[i]:
             steps[j] = np.nan
@@ -121,57 +412,60 @@ def _release_pins(objective, S, H, G, steps):
             steps[j] += V[:, i] * (V[:, i] @ G[j]) / curvature[i]
 
 
-def exact_steps(objective, solver, hessian, *, tol=1e-10, max_iter=100):
+def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100):
     """θ̂_{−j} − θ̂ for every training row, to ``tol`` (relative, ∞-norm).
 
     Chord iterations Δ ← Δ − H'_j⁻¹ ∇R_{−j}(θ̂ + Δ) from the Newton step, with H'_j
-    the downdated Hessian at θ̂. Returns (steps (n, p_free), iterations used).
+    the downdated Hessian at θ̂; rows where the chord stops contracting (or whose
+    Newton step is undefined) continue with full Newton steps (``newton_refine``).
+    Rows in ``skip`` and rows without weight are not iterated. Returns (steps
+    (n, p_free), {row: reason} for rows that did not converge).
     """
     _check_supported(objective)
     if objective.train_dz is not None:  # the hinge: follow the solution path
-        steps, crossings = hinge_exact_steps(objective)
-        if np.isnan(steps).any():
-            warnings.warn(
-                f"For {int(np.isnan(steps).any(axis=1).sum())} row(s) the hinge "
-                "solution path has no unique continuation (e.g. no support vector "
-                "left on the margin to fix an unpenalised intercept); their "
-                "estimates are NaN.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        return steps[:, objective.free], crossings
+        steps, _ = hinge_exact_steps(objective)
+        failed = {int(j): "the hinge solution path has no unique continuation (e.g. "
+                  "no support vector left on the margin to fix the intercept)"
+                  for j in np.flatnonzero(np.isnan(steps).any(axis=1))}
+        return steps[:, objective.free], failed
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     parts = S, D, M = _downdate_parts(objective, solver)
     steps, _ = newton_steps(objective, solver, hessian, parts)
+    todo = weighted_rows(objective)
+    todo[list(skip)] = False
+    stalled = np.flatnonzero(todo & np.isnan(steps).any(axis=1)).tolist()
+    steps[stalled] = 0.0  # the Newton step is undefined: start from θ̂
+    todo[stalled] = False
     scale = max(1.0, np.abs(objective.params).max(initial=0.0))
-    stalled = []
     for rows in _row_batches(n, k):
+        rows = rows[todo[rows]]
         delta = steps[rows].copy()
         U = [_dense(u) for u in objective.output_jacobians(X[rows])]
         active = np.ones(len(rows), dtype=bool)
         last = np.full(len(rows), np.inf)
         for _ in range(max_iter):
+            if not active.any():
+                break
             g = _removal_gradients(objective, rows[active], delta[active])
             step = _chord(objective, S, D, M, rows[active], [u[active] for u in U],
                           g[:, objective.free])
             size = np.abs(step).max(axis=1)
-            grew = size > 0.9 * last[active]  # the chord stopped contracting
+            grew = ~(size <= 0.9 * last[active])  # the chord stopped contracting
             idx = np.flatnonzero(active)
             delta[idx[~grew]] -= step[~grew]
             last[idx] = size
             active[idx[(size <= tol * scale) | grew]] = False
-            stalled.extend(rows[idx[grew & (size > tol * scale)]].tolist())
-            if not active.any():
-                break
+            stalled.extend(rows[idx[grew & ~(size <= tol * scale)]].tolist())
         stalled.extend(rows[active].tolist())
         steps[rows] = delta
-    unconverged = 0
+    failed = {}
     for j in stalled:  # curvature changed along the way: full (semismooth) Newton
         steps[j], ok = newton_refine(objective, solver, j, steps[j], tol * scale,
                                      max_iter)
-        unconverged += not ok
-    _check_exact_result(objective, steps, unconverged, max_iter)
-    return steps, len(stalled)
+        if not ok:
+            failed[int(j)] = f"did not converge within max_iter={max_iter}"
+    _check_exact_result(objective, steps, todo)
+    return steps, failed
 
 
 def _row_batches(n, k):
@@ -278,18 +572,13 @@ def _removal_gradients(objective, rows, steps):
             + objective.l1_penalty * np.sign(theta))
 
 
-def _check_exact_result(objective, steps, unconverged, max_iter):
-    if unconverged:
-        warnings.warn(
-            f"method='exact' did not converge within max_iter={max_iter} for "
-            f"{unconverged} row(s); their estimates are the last iterate.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+def _check_exact_result(objective, steps, rows):
+    """Warn if removing ``rows`` (mask) would free coefficients the L1 penalty holds
+    at zero (the exact steps keep the full fit's active set)."""
     fixed = ~objective.free & (objective.l1_penalty > 0)
-    if fixed.any():
-        rows = np.arange(steps.shape[0])
-        g = _removal_gradients(objective, rows, steps)[:, fixed]
+    rows = np.flatnonzero(rows & np.isfinite(steps).all(axis=1))
+    if fixed.any() and rows.size:
+        g = _removal_gradients(objective, rows, steps[rows])[:, fixed]
         freed = np.abs(g) > objective.l1_penalty[fixed] * (1 + 1e-8)
         if freed.any():
             warnings.warn(

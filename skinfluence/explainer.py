@@ -26,7 +26,16 @@ from ._hessian import (
     WoodburySolver,
 )
 from ._parallel import BATCH_BYTES, map_batches
-from ._removal import exact_steps, loss_change, newton_steps, shifted_loss_change
+from ._removal import (
+    INDEFINITE,
+    loss_change,
+    newton_steps,
+    newton_weights,
+    removal_defects,
+    removal_steps,
+    shifted_loss_change,
+    warn_no_optimum,
+)
 from .models import (
     binary_only,
     convergence_hint,
@@ -519,7 +528,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         delta : ndarray of shape (n_test, n_train)
-            Predicted ``L(z_test, θ̂_{−j}) − L(z_test, θ̂)``.
+            Predicted ``L(z_test, θ̂_{−j}) − L(z_test, θ̂)``; exactly 0 for rows of
+            zero sample weight. "newton" and "exact" give NaN, with one
+            :class:`~skinfluence.NoOptimumWarning`, for rows whose removal leaves
+            no refit to estimate (see :func:`skinfluence.groups.group_influence`).
         """
         check_is_fitted(self)
         if method not in ("influence", "newton", "exact"):
@@ -533,9 +545,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if method == "newton" and self.hessian_ is None:
             return self._newton_matrix_free(Xv, y_enc, loss)
         if method in ("newton", "exact"):
-            solve = newton_steps if method == "newton" else exact_steps
             self._check_result_size((Xv.shape[0], len(self.sample_weight_)))
-            steps, _ = solve(obj, self.hessian_solver_, self._damped_hessian())
+            steps = removal_steps(obj, self.hessian_solver_, self._damped_hessian(),
+                                  method)
             out = np.empty((Xv.shape[0], steps.shape[0]))
 
             def batch(sl, dest):
@@ -569,8 +581,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Test inputs.
         y : array-like of shape (n_test,)
             Test labels.
-        method : {"influence", "newton"}, default="influence"
-            The first-order sum over the group, or one Newton step without it.
+        method : {"influence", "newton", "exact"}, default="influence"
+            The first-order sum over the group, one Newton step without it, or
+            the optimum without it.
         test_loss : str or object, default=None
             As in :meth:`loss_influence`.
 
@@ -856,8 +869,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         n, k = len(self.sample_weight_), obj.n_outputs
         self._check_result_size((Xv.shape[0], n))
         M = self._leverage_matrices()
-        w = obj.class_weight * obj.training_dz()
-        q = np.linalg.solve(np.eye(k) - M, w[:, :, None])[:, :, 0]
+        q, indefinite = newton_weights(M, obj.class_weight * obj.training_dz())
+        defects = removal_defects(obj, [np.array([j]) for j in range(n)])
+        defects.update({int(j): INDEFINITE for j in np.flatnonzero(indefinite)
+                        if j not in defects})
+        q[list(defects)] = 0.0  # their columns are NaN
         train = obj.row_gradients(obj.X, q * (obj.sample_weight / n)[:, None])
         loss = loss or obj.loss
         out = np.empty((Xv.shape[0], n))
@@ -871,11 +887,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             dest[...] = block
 
         rows = max(1, BATCH_BYTES // (8 * (3 * k + 2) * n))
-        return map_batches(
+        out = map_batches(
             batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
             batch_size=min(rows, self._test_batch_size()) if self.batch_size == "auto"
             else self.batch_size,
         )
+        out[:, list(defects)] = np.nan
+        warn_no_optimum(defects, "row", stacklevel=4)
+        return out
 
     def _solve_rows(self, G):
         """−G H⁻¹ for rows G (T, p): a numpy product with the Cholesky inverse."""

@@ -1,4 +1,4 @@
-"""Removing a group of training rows: first order and one Newton step.
+"""Removing a group of training rows: first order, one Newton step, exact.
 
 Removing the rows of a group G (row weights v_ja = s_j c_ja) leaves the risk
 ``R_{−G} = R − (1/n) Σ_{j∈G} Σ_a v_ja L_a(z_j)``. At θ̂ its gradient is
@@ -26,10 +26,13 @@ the exact hinge (``smoothing=0``) the support vectors on the margin are pinned; 
 group's own pinned rows are released (the complement is rebuilt without their pins
 and the downdated Hessian factorised on it), which for a single row is the rank-one
 release of ``leave_one_out(method="newton")``.
+
+"exact" continues with Newton steps on R_{−G} to its optimum. Both share the row
+removals' check (``_removal.removal_defects``): a group whose removal leaves no
+unique optimum gets NaN, a group of rows without weight exactly 0.
 """
 
 import copy
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -37,7 +40,16 @@ import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 from ._hessian import complement_basis
-from ._removal import loss_change, newton_refine, removal_weights
+from ._parallel import BATCH_BYTES
+from ._removal import (
+    INDEFINITE,
+    loss_change,
+    newton_refine,
+    removal_defects,
+    removal_weights,
+    settle,
+    weighted_rows,
+)
 
 __all__ = ["group_influence"]
 
@@ -86,13 +98,23 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
     -------
     delta : ndarray of shape (n_test, n_groups)
         Predicted ``L(z_test, θ̂_{−G}) − L(z_test, θ̂)``, same units as
-        :meth:`InfluenceExplainer.leave_one_out`. Newton estimates of groups whose
-        removal leaves a Hessian that is not positive definite (e.g. an unpenalised
-        model left with fewer rows than parameters) are NaN, with a
-        ``RuntimeWarning``.
+        :meth:`InfluenceExplainer.leave_one_out`. Groups of rows with zero sample
+        weight give exactly 0. "newton" and "exact" give NaN, with one
+        :class:`~skinfluence.NoOptimumWarning` naming them, for groups whose
+        removal leaves no refit to estimate: no unique optimum (a class left
+        without rows of positive weight, an unpenalised direction no remaining row
+        moves, remaining rows separable along unpenalised parameters; see
+        ``_removal.removal_defects``), a downdated Hessian that is not positive
+        definite ("newton"), or iterations that do not converge ("exact").
 
     Raises
     ------
+    ValueError
+        ``method="newton"`` or ``"exact"`` with a group holding every training row
+        of positive weight (no model exists without it).
+    MemoryError
+        The result (n_test × n_groups) or the per-group steps or influence rows
+        (n_groups × n_params) exceed the explainer's ``max_result_bytes``.
     NotImplementedError
         ``method="newton"`` or ``"exact"`` for a hinge SVM with
         ``class_weight="balanced"``, and ``"exact"`` for the hinge.
@@ -138,6 +160,10 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
     obj = explainer._objective
     y_enc = explainer._encode(y, Xv)
     loss = explainer._test_loss(test_loss)
+    explainer._check_result_size((Xv.shape[0], len(members)))
+    # the (n_groups, p) step or influence rows the result is computed from
+    explainer._check_result_size((len(members), int(obj.free.sum())))
+    out = np.empty((Xv.shape[0], len(members)))
     if method == "influence":
         # −(s_j/n) I_up,params summed over each group: one (n_groups, n) sparse sum
         sizes = np.array([len(g) for g in members])
@@ -146,50 +172,90 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
         P = sp.csr_matrix((-explainer.sample_weight_[cols] / n, (rows, cols)),
                           shape=(len(members), n))
         factor = explainer._combined_influence_rows(P)
-        G_test = obj.test_gradients(Xv, y_enc, loss)
-        return np.asarray(G_test @ factor.T)
-    if method == "exact":
-        steps = exact_group_steps(obj, explainer.hessian_solver_,
-                                  explainer._damped_hessian(), members)
-    else:
-        # with an iterative solver (no p × p Hessian), each group's Jacobian is
-        # solved for: the Woodbury form of the step
-        hessian = None if explainer.hessian_ is None else explainer._damped_hessian()
-        steps = newton_group_steps(obj, explainer.hessian_solver_, hessian, members)
-    out = np.empty((Xv.shape[0], len(members)))
-    for start in range(0, Xv.shape[0], _TEST_BATCH):
-        sl = slice(start, min(start + _TEST_BATCH, Xv.shape[0]))
+        for sl in _test_batches(Xv.shape[0], len(members)):
+            out[sl] = np.asarray(obj.test_gradients(Xv[sl], y_enc[sl], loss)
+                                 @ factor.T)
+        return out
+    _check_not_everything(obj, members)
+    # with an iterative solver (no p × p Hessian), each group's Jacobian is solved
+    # for: the Woodbury form of the step
+    hessian = None if explainer.hessian_ is None else explainer._damped_hessian()
+    steps = group_steps(obj, explainer.hessian_solver_, hessian, members, method)
+    for sl in _test_batches(Xv.shape[0], len(members) * obj.n_outputs):
         out[sl] = loss_change(obj, Xv[sl], y_enc[sl], steps, loss)
     return out
 
 
+def _test_batches(n_test, width):
+    """Slices of test rows whose (rows, width) blocks stay near ``BATCH_BYTES``."""
+    rows = max(1, min(_TEST_BATCH, BATCH_BYTES // (24 * max(width, 1))))
+    return [slice(i, min(i + rows, n_test)) for i in range(0, n_test, rows)]
+
+
+def _check_not_everything(objective, members):
+    """No model exists without every weighted training row: refuse such a group."""
+    alive = weighted_rows(objective)
+    for g, rows in enumerate(members):
+        if alive[rows].sum() == alive.sum():
+            raise ValueError(
+                f"group {g} holds every training row with positive weight: no model "
+                "exists without it, so its removal has no refit to estimate. Remove "
+                "it from groups (or use method='influence' for the first-order sum)."
+            )
+
+
+def group_steps(objective, solver, hessian, members, method):
+    """θ̂_{−G} − θ̂ estimated for every group (n_groups, p_free).
+
+    ``method`` "newton" (``newton_group_steps``) or "exact" (``exact_group_steps``).
+    Groups of rows without weight get exactly 0 (R is unchanged); groups whose
+    removal leaves no optimum (``_removal.removal_defects``), an indefinite Newton
+    step, or iterations that do not converge get NaN, with one
+    ``NoOptimumWarning`` naming them.
+    """
+    defects = removal_defects(objective, members)
+    todo = [g for g in range(len(members)) if g not in defects]
+    steps = np.full((len(members), int(objective.free.sum())), np.nan)
+    if todo:
+        some = [members[g] for g in todo]
+        if method == "exact":
+            found, failed = exact_group_steps(objective, solver, hessian, some)
+        else:
+            found = newton_group_steps(objective, solver, hessian, some)
+            failed = {i: INDEFINITE for i in np.flatnonzero(np.isnan(found).any(1))}
+        steps[todo] = found
+        defects.update({todo[i]: reason for i, reason in failed.items()})
+    return settle(objective, members, steps, defects, "group")
+
+
 def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
                       max_iter=100):
-    """θ̂_{−G} − θ̂ over the free parameters for every group (n_groups, p_free)."""
+    """θ̂_{−G} − θ̂ over the free parameters for every group (n_groups, p_free).
+
+    Newton steps on R without the group (``newton_refine``) from its one-step
+    estimate (from θ̂ where that step is undefined). Returns (steps, {position:
+    reason} for groups that did not converge). Groups of rows without weight are
+    not iterated.
+    """
     if objective.train_dz is not None:
         raise NotImplementedError(
             "group_influence(method='exact') for the hinge loss is not supported "
             "yet: removing support vectors moves other rows across the margin, which "
             "needs active-set steps. Use method='newton'."
         )
-    start = newton_group_steps(objective, solver, hessian, members)
-    start[np.isnan(start)] = 0.0
+    steps = newton_group_steps(objective, solver, hessian, members)
+    steps[~np.isfinite(steps).all(axis=1)] = 0.0  # no Newton step: start from θ̂
     scale = max(1.0, np.abs(objective.params).max(initial=0.0))
-    steps = np.empty_like(start)
-    failed = []
+    alive = weighted_rows(objective)
+    failed = {}
     for g, rows in enumerate(members):
-        steps[g], ok = newton_refine(objective, solver, rows, start[g], tol * scale,
+        if not alive[rows].any():
+            continue
+        steps[g], ok = newton_refine(objective, solver, rows, steps[g], tol * scale,
                                      max_iter)
         if not ok:
-            failed.append(g)
-    if failed:
-        warnings.warn(
-            f"method='exact' did not converge within max_iter={max_iter} for "
-            f"group(s) {failed[:10]}; their estimates are the last iterate.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return steps
+            failed[g] = f"did not converge within max_iter={max_iter}"
+    return steps, failed
 
 
 def _balanced_group_steps(objective, solver, hessian, members):
@@ -249,7 +315,8 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
     Returns
     -------
     steps : ndarray of shape (n_groups, p_free)
-        NaN rows for groups whose downdated Hessian is not positive definite.
+        NaN rows for groups whose downdated Hessian is not positive definite (no
+        warning here: ``group_steps`` reports them).
 
     Examples
     --------
@@ -285,7 +352,6 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
     b = objective.row_weight * objective.training_dz()  # s_j c_j ⊙ dL/dz_j
     pinned = objective.pinned
     steps = np.empty((len(members), p))
-    degenerate = []
     for g, rows in enumerate(members):
         m = len(rows) * k
         U = _group_jacobian(objective, X[rows])  # (m, p): row (j, a) = ∂z_ja/∂θ
@@ -299,21 +365,7 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
             step = _direct_step(hessian, basis, U, DG, bG, n)
         else:
             step = _woodbury_step(solver, U, DG, bG, n)
-        if step is None:
-            degenerate.append(g)
-            steps[g] = np.nan
-        else:
-            steps[g] = step
-    if degenerate:
-        warnings.warn(
-            f"Removing group(s) {degenerate[:10]} leaves a training objective whose "
-            "Hessian is not positive definite (e.g. an unpenalised model left with "
-            "too few rows, or the only rows bending a parameter): one Newton step is "
-            "undefined and their estimates are NaN. Use damping > 0, a penalty, or "
-            "method='influence'.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        steps[g] = np.nan if step is None else step
     return steps
 
 
