@@ -379,15 +379,16 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out[:, free] = self._influence_rows_for(rows)
         return out
 
-    def loss_influence(self, X, y, *, test_loss=None):
+    def loss_influence(self, X, y=None, *, test_loss=None):
         """I_up,loss(z_j, z_test) = −∇θL(z_test, θ̂)ᵀ H⁻¹ ∇θL(z_j, θ̂).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             Test inputs.
-        y : array-like of shape (n_test,)
-            Test labels (must be among ``classes_``).
+        y : array-like of shape (n_test,), default=None
+            Test labels (must be among ``classes_``). Needed unless
+            ``test_loss="decision"``, which scores the decision value (no label).
         test_loss : str or object, default=None
             The loss on the test side: None for the model's own training loss, or
             "log_loss", "hinge", "squared_hinge" (classifiers), "squared_error"
@@ -409,13 +410,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         Xv = self._validate_X(X)
         obj = self._objective
-        y_enc = self._encode(y, Xv)
+        y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
         out = self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
         _warn_flat_test_loss(~out.any(axis=1))
         return out
 
-    def most_influential(self, X, y, k=10, kind="harmful", *, test_loss=None):
+    def most_influential(self, X, y=None, k=10, kind="harmful", *, test_loss=None):
         """The k most influential training rows for each test point, streamed.
 
         Scores test points in batches (``batch_size``) and keeps only each one's
@@ -425,8 +426,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             Test inputs.
-        y : array-like of shape (n_test,)
-            Test labels.
+        y : array-like of shape (n_test,), default=None
+            Test labels; not needed with ``test_loss="decision"``.
         k : int, default=10
             Number of training rows per test point (at most n_train).
         kind : {"harmful", "helpful", "abs"}, default="harmful"
@@ -457,7 +458,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
         Xv = self._validate_X(X)
         obj = self._objective
-        y_enc = self._encode(y, Xv)
+        y_enc = self._test_targets(y, Xv, test_loss)
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
         loss = self._test_loss(test_loss)
         out = np.empty((Xv.shape[0], 2, k))  # [indices, scores] per test point
@@ -866,6 +867,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "(class_weight='balanced'), the Newton step needs the factorised "
                 "Hessian: refit the explainer with hessian_solver='cholesky'."
             )
+
+    def _test_targets(self, y, Xv, test_loss):
+        """Encoded test labels; placeholders when the decision value is scored."""
+        if y is not None:
+            return self._encode(y, Xv)
+        if isinstance(test_loss, str) and test_loss == "decision":
+            return np.zeros(Xv.shape[0], dtype=np.intp)  # the loss ignores them
+        raise ValueError(
+            "y is required to score a test loss; without labels, pass "
+            "test_loss=\"decision\" (influence on the decision value)."
+        )
 
     def _output_grams(self):
         """A_j = U_jᵀ H⁻¹ U_j for every training row (n, k, k), any solver.

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _oracle import ORACLE_TOL, log_loss_rows, split
+from _oracle import ORACLE_TOL, RefitOracle, log_loss_rows, max_rel_error, split
 from scipy.special import softmax
 from scipy.stats import pearsonr, spearmanr
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
@@ -247,3 +247,28 @@ def test_leverage_corrected_mislabel_search_on_multiclass_digits():
     print(f"\nfound in the top 10%: {found}")
     assert found["leverage_corrected"] >= 0.75
     assert found["leverage_corrected"] >= found["self_influence"] - 0.1
+
+
+# -- label-free scoring -----------------------------------------------------------------
+def test_decision_influence_needs_no_labels(cancer):
+    """test_loss="decision": n ∂z_t/∂s_j, checked against weighted refits."""
+    X, y, Xt, yt = cancer
+    scaler = StandardScaler().fit(X)
+    X, y, Xt = scaler.transform(X)[:200], y[:200], scaler.transform(Xt)[:6]
+    model = LogisticRegression(C=0.5, solver="newton-cholesky", tol=ORACLE_TOL)
+    explainer = InfluenceExplainer(model).fit(X, y)
+    scores = explainer.loss_influence(Xt, test_loss="decision")
+    np.testing.assert_array_equal(
+        scores, explainer.loss_influence(Xt, yt[:6], test_loss="decision"))
+    oracle = RefitOracle(model, X, y)
+    for j in (0, 7, 42):
+        expected = oracle.weight_derivative(
+            j, lambda fit: Xt @ fit[0][0] + fit[1][0], h=1e-3)
+        assert max_rel_error(scores[:, j], expected) < 1e-8  # measured ≤ 6e-11
+    idx, top = explainer.most_influential(Xt, k=4, kind="abs", test_loss="decision")
+    np.testing.assert_array_equal(
+        idx, np.argsort(-np.abs(scores), axis=1, kind="stable")[:, :4])
+    with pytest.raises(ValueError, match='test_loss="decision"'):
+        explainer.loss_influence(Xt)
+    with pytest.raises(ValueError, match="y is required"):
+        explainer.most_influential(Xt, k=3, test_loss="log_loss")
