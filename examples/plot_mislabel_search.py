@@ -13,8 +13,8 @@ Here 10 % of the labels of the digits are flipped to another class, and four
 rankings from :func:`skinfluence.analysis.mislabel_ranking` are compared:
 
 - ``"self_influence"``: the paper's ranking;
-- ``"leverage_corrected"``: the self-influence divided by 1 − leverage, the first
-  term of the Newton leave-one-out change of the row's own loss;
+- ``"leverage_corrected"``: the Newton leave-one-out change of the row's own loss,
+  the self-influence corrected by the row's k × k leverage matrix;
 - ``"loss"``: the training loss of the row (a strong baseline);
 - ``"random"``: checking rows in random order.
 

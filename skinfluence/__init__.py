@@ -6,13 +6,14 @@ Koh & Liang (2017) influence functions, computed in closed form from a fitted mo
 
 from ._hessian import SingularHessianWarning
 from ._removal import NoOptimumWarning
-from .explainer import InfluenceExplainer
+from .explainer import FlatTestLossWarning, InfluenceExplainer
 from .models import supported_estimators
 from .plotting import InfluenceDisplay
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FlatTestLossWarning",
     "InfluenceDisplay",
     "InfluenceExplainer",
     "NoOptimumWarning",

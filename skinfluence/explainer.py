@@ -55,6 +55,32 @@ AUTO_WOODBURY_BYTES = 2**31
 OPTIMALITY_WARN = 1e-3
 
 
+class FlatTestLossWarning(UserWarning):
+    """A test point's loss is flat at θ̂: every training row has influence 0 on it.
+
+    E.g. a confidently classified point under a hinge or squared-hinge loss. Its
+    influences are legitimately zero, so no training row can be ranked for it.
+    """
+
+
+def _warn_flat_test_loss(flat):
+    """Warn once (FlatTestLossWarning) when some test rows' scores are all zero."""
+    count = int(np.count_nonzero(flat))
+    if count:
+        warnings.warn(
+            f"{count} of {len(flat)} test point(s) have a zero test-loss gradient (the "
+            "loss is flat there, e.g. a confidently classified point under a hinge or "
+            "squared-hinge loss): every training row has influence 0 on them, so "
+            "their rows cannot be ranked (most_influential marks them with index -1 "
+            "and score NaN). Score the decision value with test_loss=\"decision\" "
+            "(or a smooth test loss such as test_loss=\"log_loss\"), or for a hinge "
+            "loss use a smoothing temperature comparable to the margins "
+            "(e.g. smoothing=0.1).",
+            FlatTestLossWarning,
+            stacklevel=3,
+        )
+
+
 def _estimator_has(attr):
     def check(self):
         getattr(self.estimator_ if hasattr(self, "estimator_") else self.estimator, attr)
@@ -362,15 +388,16 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out[:, free] = self._influence_rows_for(rows)
         return out
 
-    def loss_influence(self, X, y, *, test_loss=None):
+    def loss_influence(self, X, y=None, *, test_loss=None):
         """I_up,loss(z_j, z_test) = −∇θL(z_test, θ̂)ᵀ H⁻¹ ∇θL(z_j, θ̂).
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             Test inputs.
-        y : array-like of shape (n_test,)
-            Test labels (must be among ``classes_``).
+        y : array-like of shape (n_test,), default=None
+            Test labels (must be among ``classes_``). Needed unless
+            ``test_loss="decision"``, which scores the decision value (no label).
         test_loss : str or object, default=None
             The loss on the test side: None for the model's own training loss, or
             "log_loss", "hinge", "squared_hinge" (classifiers), "squared_error"
@@ -382,16 +409,23 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         influence : ndarray of shape (n_test, n_train)
             Entry [t, j] is n times the derivative of the loss of test point t with
             respect to the sample weight of training row j. Positive: up-weighting row
-            j raises the test loss (harmful); negative: helpful.
+            j raises the test loss (harmful); negative: helpful. A row is all zero,
+            legitimately, where the test loss is flat at θ̂ (e.g. a confidently
+            classified point under a hinge or squared-hinge loss, whose loss stays 0
+            under small re-weightings); a :class:`~skinfluence.FlatTestLossWarning`
+            then says how many such rows there are (``test_loss="decision"`` scores
+            the decision value instead).
         """
         check_is_fitted(self)
         Xv = self._validate_X(X)
         obj = self._objective
-        y_enc = self._encode(y, Xv)
+        y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
-        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
+        out = self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
+        _warn_flat_test_loss(~out.any(axis=1))
+        return out
 
-    def most_influential(self, X, y, k=10, kind="harmful", *, test_loss=None):
+    def most_influential(self, X, y=None, k=10, kind="harmful", *, test_loss=None):
         """The k most influential training rows for each test point, streamed.
 
         Scores test points in batches (``batch_size``) and keeps only each one's
@@ -401,8 +435,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             Test inputs.
-        y : array-like of shape (n_test,)
-            Test labels.
+        y : array-like of shape (n_test,), default=None
+            Test labels; not needed with ``test_loss="decision"``.
         k : int, default=10
             Number of training rows per test point (at most n_train).
         kind : {"harmful", "helpful", "abs"}, default="harmful"
@@ -414,9 +448,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         indices : ndarray of shape (n_test, k)
-            Training row indices, most influential first.
+            Training row indices, most influential first. ``-1`` for a test point
+            whose test loss is flat at θ̂ (zero gradient, every score exactly 0: e.g. a
+            confidently classified point under a hinge or squared-hinge loss), for
+            which no row is more influential than another; a
+            :class:`~skinfluence.FlatTestLossWarning` says how many there are and
+            how to rank them (``test_loss="decision"``).
         scores : ndarray of shape (n_test, k)
-            Their ``loss_influence`` values.
+            Their ``loss_influence`` values (NaN where ``indices`` is -1).
         """
         check_is_fitted(self)
         if kind not in ("harmful", "helpful", "abs"):
@@ -428,7 +467,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
         Xv = self._validate_X(X)
         obj = self._objective
-        y_enc = self._encode(y, Xv)
+        y_enc = self._test_targets(y, Xv, test_loss)
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
         loss = self._test_loss(test_loss)
         out = np.empty((Xv.shape[0], 2, k))  # [indices, scores] per test point
@@ -441,12 +480,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                                kind="stable")
             top = np.take_along_axis(top, order, axis=1)
             block = np.stack([top, np.take_along_axis(scores, top, axis=1)], axis=1)
+            block[~scores.any(axis=1)] = [[-1.0], [np.nan]]  # flat: all rows tie at 0
             if dest is None:
                 return block
             dest[...] = block
 
         map_batches(batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
                     batch_size=self._test_batch_size())
+        _warn_flat_test_loss(out[:, 0, 0] < 0)
         return out[:, 0].astype(np.intp), out[:, 1]
 
     def transform(self, X):
@@ -564,8 +605,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             )
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
-        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
-                           row_scale=scale)
+        out = self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
+                          row_scale=scale)
+        _warn_flat_test_loss(~out.any(axis=1))
+        return out
 
     def group_influence(self, groups, X, y, method="influence", *, test_loss=None):
         """Predicted change of each test loss when a whole group of rows is removed.
@@ -629,22 +672,37 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     def leverages(self):
         """Leverage of every training row: how much the fit bends towards it.
 
-        For one output, ``(s_j c_j / n) · L''(z_j) · x̃_jᵀ H⁻¹ x̃_j`` with x̃ = [x, 1]
-        (the diagonal of the hat matrix for least squares); with several outputs,
-        the trace of the k × k leverage matrix. Removing row j moves θ̂ by about
-        ``1 / (1 − leverage)`` times the first-order influence estimate.
+        Row j's leverage matrix (k × k for k outputs) is ``M_j = D_j U_jᵀ H⁻¹ U_j / n``,
+        with U_j = ∂z_j/∂θ (columns e_a ⊗ [x_j, 1]) and D_j = diag(s_j c_j) d²L/dz²_j the
+        row's weighted loss curvature (see :mod:`skinfluence._removal`). Its
+        leverage is the largest eigenvalue of M_j, i.e. of the symmetric
+        ``D_j^{1/2} U_jᵀ H⁻¹ U_j D_j^{1/2} / n``. For one output that is
+        ``(s_j c_j / n) · L''(z_j) · x̃_jᵀ H⁻¹ x̃_j`` with x̃ = [x, 1]: the diagonal of the
+        hat matrix for least squares.
+
+        Since H includes row j's own curvature, each leverage lies in [0, 1], below
+        1 whenever the rest of the objective (penalty, other rows) is curved in
+        every direction the row moves. Removing row j takes one Newton step
+        ``Δθ_j = (s_j/n) H⁻¹ U_j (I − M_j)⁻¹ w_j``, which is the first-order estimate
+        (M_j = 0) amplified by at most ``1 / (1 − leverage)`` in the metric of D_j
+        (the eigenvalues of (I − M_j)⁻¹ lie in [1, 1/(1 − leverage)]). The trace of
+        M_j (which can exceed 1 with several outputs) is instead the row's share of
+        the effective degrees of freedom: ``Σ_j tr M_j = tr(H⁻¹(H − penalty))``.
 
         Returns
         -------
         leverages : ndarray of shape (n_train,)
         """
         self._check_unchanged()
-        if self.hessian_ is None:
-            M = self._leverage_matrices()
-        else:
-            _, M = newton_steps(self._objective, self.hessian_solver_,
-                                self._damped_hessian())
-        return np.trace(M, axis1=1, axis2=2)
+        if self._objective.n_outputs == 1:
+            return self._leverage_matrices()[:, 0, 0]
+        # D_j is symmetric PSD (softmax: one class weight per row; one-vs-rest:
+        # diagonal), so D_j A_j has the eigenvalues of D_j^{1/2} A_j D_j^{1/2}
+        vals, vecs = np.linalg.eigh(self._objective.row_curvature())
+        root = (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]) @ \
+            vecs.transpose(0, 2, 1)
+        sym = root @ self._output_grams() @ root / len(self.sample_weight_)
+        return np.linalg.eigvalsh(sym)[:, -1]
 
     # -- delegation ---------------------------------------------------------------
     @available_if(_estimator_has("predict"))
@@ -828,34 +886,51 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "Hessian: refit the explainer with hessian_solver='cholesky'."
             )
 
-    def _leverage_matrices(self):
-        """M_j = D_j U_jᵀ H⁻¹ U_j / n for every training row (n, k, k), any solver.
+    def _test_targets(self, y, Xv, test_loss):
+        """Encoded test labels; placeholders when the decision value is scored."""
+        if y is not None:
+            return self._encode(y, Xv)
+        if isinstance(test_loss, str) and test_loss == "decision":
+            return np.zeros(Xv.shape[0], dtype=np.intp)  # the loss ignores them
+        raise ValueError(
+            "y is required to score a test loss; without labels, pass "
+            "test_loss=\"decision\" (influence on the decision value)."
+        )
+
+    def _output_grams(self):
+        """A_j = U_jᵀ H⁻¹ U_j for every training row (n, k, k), any solver.
 
         U_j = ∂z_j/∂θ: each batch of rows solves for its k output Jacobians (as
         scoring solves for test points), so it costs about as much as scoring
-        k · n_train test points.
+        k · n_train test points (a product with the inverse for "cholesky").
         """
-        self._check_matrix_free_newton()
-        if hasattr(self.hessian_solver_, "leverages"):  # data space: from M's factor
-            return self.hessian_solver_.leverages()[:, None, None]
         obj = self._objective
         X, n, k = obj.X, obj.X.shape[0], obj.n_outputs
-        D = obj.row_curvature()
         out = np.empty((n, k, k))
 
         def batch(sl, dest):
             U = [_dense(u) for u in obj.output_jacobians(X[sl])]
             V = [-self._solve_rows(u) for u in U]  # U_a H⁻¹
-            A = np.stack([np.stack([np.einsum("ip,ip->i", V[a], U[b])
-                                    for b in range(k)], axis=1)
-                          for a in range(k)], axis=1)  # U_jᵀ H⁻¹ U_j
-            block = D[sl] @ A / n
+            block = np.stack([np.stack([np.einsum("ip,ip->i", V[a], U[b])
+                                        for b in range(k)], axis=1)
+                              for a in range(k)], axis=1)
             if dest is None:
                 return block
             dest[...] = block
 
         return map_batches(batch, out, batch_size=self._test_batch_size(),
                            n_jobs=self.n_jobs, verbose=self.verbose)
+
+    def _leverage_matrices(self):
+        """M_j = D_j U_jᵀ H⁻¹ U_j / n for every training row (n, k, k), any solver.
+
+        "woodbury" reads them off its data-space factor; the others solve for A_j
+        (:meth:`_output_grams`).
+        """
+        if hasattr(self.hessian_solver_, "leverages"):  # data space: from M's factor
+            return self.hessian_solver_.leverages()[:, None, None]
+        D = self._objective.row_curvature()
+        return D @ self._output_grams() / len(self.sample_weight_)
 
     def _newton_matrix_free(self, Xv, y_enc, loss):
         """leave_one_out(method="newton") without the p × p Hessian.
@@ -865,6 +940,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         score of the test output Jacobians against the rows U_j q_j: as many
         scoring passes as outputs, then the loss at the shifted decision values.
         """
+        self._check_matrix_free_newton()
         obj = self._objective
         n, k = len(self.sample_weight_), obj.n_outputs
         self._check_result_size((Xv.shape[0], n))
