@@ -29,7 +29,6 @@ from ._parallel import BATCH_BYTES, map_batches
 from ._removal import (
     INDEFINITE,
     loss_change,
-    newton_steps,
     newton_weights,
     removal_defects,
     removal_steps,
