@@ -193,6 +193,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ``H + λI`` (NaN for the other solvers, which do not compute it).
     sample_weight_ : ndarray of shape (n_train,)
         Training sample weights (ones when none were given).
+    training_index_ : pandas.Index or ndarray of shape (n_train,)
+        Labels of the training rows: the index of a DataFrame ``X`` given to
+        ``fit``, else ``0 … n_train − 1``. Results are in this order.
     optimality_ : float
         ``‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞)``: the Newton step from θ̂ relative to θ̂. Near
         zero at an optimum; above ``1e-3`` a ``ConvergenceWarning`` is raised and the
@@ -304,6 +307,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_
         self.sample_weight_ = sw
+        self.training_index_ = _row_index(X, len(sw))
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self._objective = objective
@@ -703,6 +707,82 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         sym = root @ self._output_grams() @ root / len(self.sample_weight_)
         return np.linalg.eigvalsh(sym)[:, -1]
 
+    def param_change(self, indices=None, method="newton"):
+        """θ̂_{−j} − θ̂: how the parameters move when training row j is removed.
+
+        Parameters
+        ----------
+        indices : array-like of int, default=None
+            Training rows; all rows when None.
+        method : {"influence", "newton", "exact"}, default="newton"
+            As in :meth:`leave_one_out`: the first-order estimate
+            ``−(s_j / n) · param_influence()[j]``, one Newton step without the row
+            (exact for least squares), or the refit's optimum. "newton" and "exact"
+            need ``hessian_solver="cholesky"``; removals without an optimum are NaN
+            (with a :class:`NoOptimumWarning`), rows of zero weight exactly 0.
+
+        Returns
+        -------
+        change : ndarray of shape (n_indices, n_params)
+            Row j is the change of ``params_`` when training row j is left out: the
+            DFBETA of regression diagnostics with the opposite sign.
+        """
+        self._check_unchanged()
+        if method not in ("influence", "newton", "exact"):
+            raise ValueError(
+                f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
+            )
+        rows = self._check_indices(indices)
+        self._check_result_size((len(rows), len(self.params_)))
+        if method == "influence":
+            n = len(self.sample_weight_)
+            return -(self.sample_weight_[rows] / n)[:, None] * \
+                self.param_influence(rows)
+        steps = removal_steps(self._objective, self.hessian_solver_,
+                              self._damped_hessian(), method)
+        out = np.zeros((len(rows), len(self.params_)))
+        out[:, self._objective.free] = steps[rows]
+        return out
+
+    def summary_frame(self, *, dfbetas="auto"):
+        """Regression diagnostics of every training row, as a pandas DataFrame.
+
+        Like statsmodels' ``OLSInfluence.summary_frame()``, for every supported
+        family, from one Newton removal step per row Δθ_j = θ̂_{−j} − θ̂ (exact for
+        least squares; see :mod:`skinfluence.diagnostics` for the formulas): for OLS
+        each column equals its textbook definition.
+
+        Parameters
+        ----------
+        dfbetas : "auto" or bool, default="auto"
+            Add one ``dfbetas_<parameter>`` column per parameter (the change
+            θ̂ − θ̂_{−j} in units of the parameter's standard error). "auto": when
+            there are at most 100 parameters.
+
+        Returns
+        -------
+        frame : pandas.DataFrame of shape (n_train, n_columns)
+            Indexed by the training rows (the index of a DataFrame ``X`` given to
+            ``fit``, else 0 … n − 1), with columns ``label`` (the row's label;
+            omitted for several real outputs), ``sample_weight``, ``leverage``
+            (:meth:`leverages`), ``self_influence`` (:meth:`self_influence`),
+            ``loo_loss_change`` (change of the row's own loss when it is left out),
+            ``cooks_distance`` and the ``dfbetas_*`` columns.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from sklearn.linear_model import LinearRegression
+        >>> from skinfluence import InfluenceExplainer
+        >>> X, y = load_diabetes(return_X_y=True, as_frame=True)
+        >>> frame = InfluenceExplainer(LinearRegression()).fit(X, y).summary_frame()
+        >>> frame[["leverage", "cooks_distance"]].shape
+        (442, 2)
+        """
+        from .diagnostics import summary_frame
+
+        return summary_frame(self, dfbetas=dfbetas)
+
     # -- delegation ---------------------------------------------------------------
     @available_if(_estimator_has("predict"))
     def predict(self, X):
@@ -1073,6 +1153,14 @@ def _check_sample_weight(sample_weight, n_samples):
     if np.any(sw < 0):
         raise ValueError("sample_weight must be non-negative.")
     return sw.copy()
+
+
+def _row_index(X, n):
+    """The labels of X's rows: a DataFrame's index (copied), else 0 … n − 1."""
+    index = getattr(X, "index", None)
+    if index is not None and hasattr(X, "columns") and len(index) == n:
+        return index.copy()
+    return np.arange(n)
 
 
 def _dense(M):

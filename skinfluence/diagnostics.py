@@ -1,0 +1,167 @@
+"""Regression diagnostics per training row: the table of statsmodels'
+``OLSInfluence.summary_frame`` for every supported model family.
+
+Row j's removal moves θ̂ by one Newton step Δθ_j = θ̂_{−j} − θ̂ (exact for least
+squares; see :mod:`skinfluence._removal`). With H the Hessian of R = objective/(C·n)
+and p the number of free parameters:
+
+- ``leverage``: h_j, the largest eigenvalue of the row's leverage matrix (the
+  diagonal of the hat matrix for least squares);
+- ``self_influence``: I_up,loss(z_j, z_j);
+- ``loo_loss_change``: L(z_j, θ̂ + Δθ_j) − L(z_j, θ̂), the change of the row's own
+  loss when it is left out (the deleted residual's loss minus the residual's);
+- ``cooks_distance``: D_j = Δθ_jᵀ (n H) Δθ_j / (p φ̂) (Cook, 1977);
+- ``dfbetas_<param>``: −Δθ_j / √(φ̂_(j) [(n H)⁻¹]_kk), the change θ̂ − θ̂_{−j} of each
+  parameter in units of its standard error (Belsley, Kuh & Welsch, 1980).
+
+φ̂ is the dispersion: for regressors (squared error) the Pearson estimate
+φ̂ = Σ_i s_i (L'_i)² / L''_i / (n − p), which with L = (y − z)² makes φ̂ (nH)⁻¹ the
+covariance of θ̂ (φ̂ = 2 s², nH = 2 XᵀX); φ̂_(j) is the same estimate without row j,
+((n − p) φ̂ − s_j (L'_j)² / L''_j / (1 − h_j)) / (n − p − 1). For classifiers the
+dispersion is fixed at 1, as for statsmodels' binomial GLM. For OLS every column equals
+the textbook definition (statsmodels' ``OLSInfluence``); for an unpenalised logistic
+regression, Cook's distance equals statsmodels' ``GLMInfluence.cooks_distance``. With a
+penalty, n H includes the penalty (the covariance of the penalised estimate's
+linearisation), and p counts every free parameter.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["summary_frame"]
+
+#: ``dfbetas="auto"`` adds the per-parameter columns up to this many parameters.
+AUTO_DFBETAS_MAX = 100
+
+
+def summary_frame(explainer, *, dfbetas="auto"):
+    """Per-row diagnostics of a fitted explainer as a pandas DataFrame.
+
+    See :meth:`skinfluence.InfluenceExplainer.summary_frame`.
+    """
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - pandas is a test extra
+        raise ImportError(
+            "summary_frame returns a pandas DataFrame: pip install pandas."
+        ) from exc
+    if dfbetas not in ("auto", True, False):
+        raise ValueError(f"dfbetas must be 'auto', True or False; got {dfbetas!r}.")
+    obj = explainer._objective
+    n = len(explainer.sample_weight_)
+    free = obj.free
+    p = int(free.sum())
+    leverage = explainer.leverages()
+    phi, phi_loo = _dispersion(obj, leverage, p)
+    steps = explainer.param_change(method="newton")[:, free]  # Δθ_j, (n, p_free)
+    nH = n * explainer._damped_hessian()
+
+    labels = _labels(explainer)
+    columns = {} if labels is None else {"label": labels}
+    columns.update({
+        "sample_weight": explainer.sample_weight_,
+        "leverage": leverage,
+        "self_influence": explainer.self_influence(),
+        "loo_loss_change": _own_loss_change(obj, steps),
+        "cooks_distance": np.einsum("jp,pq,jq->j", steps, nH, steps) / (p * phi),
+    })
+    if dfbetas is True or (dfbetas == "auto" and p <= AUTO_DFBETAS_MAX):
+        cov_diag = np.diag(explainer.hessian_solver_.inverse) / n  # [(nH)⁻¹]_kk
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.sqrt(phi_loo[:, None] * cov_diag[None, :])
+            values = np.where(scale > 0, -steps / scale, 0.0)
+        names = np.asarray(parameter_names(explainer), dtype=object)[free]
+        columns.update({f"dfbetas_{name}": values[:, i] for i, name in enumerate(names)})
+    return pd.DataFrame(columns, index=explainer.training_index_)
+
+
+def parameter_names(explainer):
+    """Names of θ in the ``params_`` layout: coefficients, then intercepts.
+
+    A coefficient is named by its feature (``feature_names_in_``, the names a
+    Pipeline's earlier steps give, or ``x0, x1, …``), prefixed by the class
+    (``"<class>:<feature>"``) when the model has several outputs; intercepts are
+    ``"intercept"`` or ``"intercept:<class>"``.
+    """
+    obj = explainer._objective
+    k, d = obj.n_outputs, obj.n_features
+    features = _feature_names(explainer, d)
+    if k == 1:
+        names = list(features)
+        outputs = [""]
+    else:
+        outputs = _output_names(explainer, k)
+        names = [f"{o}:{f}" for o in outputs for f in features]
+    if obj.fit_intercept:
+        names += ["intercept" if k == 1 else f"intercept:{o}" for o in outputs]
+    return names
+
+
+def _feature_names(explainer, d):
+    from .models import pipeline_of
+
+    pipeline = pipeline_of(explainer.estimator_)
+    if pipeline is not None and len(pipeline) > 1:
+        try:
+            names = pipeline[:-1].get_feature_names_out()
+        except (AttributeError, ValueError, TypeError):
+            names = None
+        if names is not None and len(names) == d:
+            return [str(f) for f in names]
+        return [f"x{i}" for i in range(d)]
+    names = getattr(explainer, "feature_names_in_", None)
+    if names is not None and len(names) == d:
+        return [str(f) for f in names]
+    return [f"x{i}" for i in range(d)]
+
+
+def _output_names(explainer, k):
+    classes = getattr(explainer, "classes_", None)
+    if classes is not None and len(classes) == k:
+        return [str(c) for c in classes]
+    return [str(a) for a in range(k)]
+
+
+def _labels(explainer):
+    """Each training row's label as the user gave it (classes decoded); None for
+    several real outputs."""
+    obj = explainer._objective
+    if obj.targets.classes is not None:  # y holds indices into classes_
+        return np.asarray(obj.targets.classes)[np.asarray(obj.y)]
+    y = np.asarray(obj.y)
+    return y[:, 0] if y.shape[1] == 1 else None
+
+
+def _own_loss_change(obj, steps):
+    """L(z_j, θ̂ + Δθ_j) − L(z_j, θ̂) of every training row (plain loss, no weight)."""
+    Z = obj.decision(obj.X)
+    shift = np.column_stack([
+        np.asarray(u.multiply(steps).sum(axis=1)).ravel() if sp.issparse(u)
+        else np.einsum("jp,jp->j", u, steps)
+        for u in obj.output_jacobians(obj.X)
+    ])  # U_jᵀ Δθ_j, (n, k)
+    before = obj.loss.value_grad(Z, obj.y)[0]
+    after = obj.loss.value_grad(Z + shift, obj.y)[0]
+    return after - before
+
+
+def _dispersion(obj, leverage, p):
+    """φ̂ and the leave-one-out φ̂_(j) (see the module docstring)."""
+    n = obj.X.shape[0]
+    if obj.targets.classes is not None:  # fixed dispersion (binomial, multinomial)
+        return 1.0, np.ones(n)
+    Z = obj.decision(obj.X)
+    dZ = obj.loss.value_grad(Z, obj.y)[1]
+    curv = np.einsum("jaa->ja", obj.loss.hessian(Z, obj.y))
+    pearson = (obj.row_weight * dZ**2 / curv).sum(axis=1)  # s_j (L'_j)² / L''_j
+    dof = n - p
+    if dof <= 1:
+        raise ValueError(
+            f"summary_frame estimates the dispersion from n - p = {dof} residual "
+            "degrees of freedom; it needs at least 2 (more training rows than "
+            "parameters)."
+        )
+    phi = pearson.sum() / dof
+    with np.errstate(divide="ignore"):
+        phi_loo = (dof * phi - pearson / (1.0 - leverage)) / (dof - 1)
+    return phi, phi_loo
