@@ -28,7 +28,7 @@ linearisation), and p counts every free parameter.
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["summary_frame"]
+__all__ = ["summary_frame", "top_rows_frame"]
 
 #: ``dfbetas="auto"`` adds the per-parameter columns up to this many parameters.
 AUTO_DFBETAS_MAX = 100
@@ -39,12 +39,7 @@ def summary_frame(explainer, *, dfbetas="auto"):
 
     See :meth:`skinfluence.InfluenceExplainer.summary_frame`.
     """
-    try:
-        import pandas as pd
-    except ImportError as exc:  # pragma: no cover - pandas is a test extra
-        raise ImportError(
-            "summary_frame returns a pandas DataFrame: pip install pandas."
-        ) from exc
+    pd = _pandas()
     if dfbetas not in ("auto", True, False):
         raise ValueError(f"dfbetas must be 'auto', True or False; got {dfbetas!r}.")
     obj = explainer._objective
@@ -73,6 +68,65 @@ def summary_frame(explainer, *, dfbetas="auto"):
         names = np.asarray(parameter_names(explainer), dtype=object)[free]
         columns.update({f"dfbetas_{name}": values[:, i] for i, name in enumerate(names)})
     return pd.DataFrame(columns, index=explainer.training_index_)
+
+
+def top_rows_frame(explainer, X, Xv, y_enc, loss, indices, scores, kind, method):
+    """``most_influential(..., as_frame=True)``: one row per (test point, rank)."""
+    pd = _pandas()
+    n_test, k = indices.shape
+    n = len(explainer.sample_weight_)
+    found = indices >= 0
+    rows = np.where(found, indices, 0)
+    if method == "newton":
+        loo = _newton_pair_changes(explainer, Xv, y_enc, loss, rows)
+    else:
+        loo = -(explainer.sample_weight_[rows] / n) * scores
+    test_index = getattr(X, "index", None)
+    if test_index is None or not hasattr(X, "columns"):
+        test_index = np.arange(n_test)
+    labels = _labels(explainer)
+    training = np.asarray(explainer.training_index_, dtype=object)[rows.ravel()]
+    training[~found.ravel()] = None
+    columns = {
+        "test_row": np.repeat(np.asarray(test_index, dtype=object), k),
+        "rank": np.tile(np.arange(1, k + 1), n_test),
+        "training_row": training,
+        "kind": kind,
+        "score": scores.ravel(),
+        "loo_change": np.where(found, loo, np.nan).ravel(),
+    }
+    if labels is not None:
+        label = np.asarray(labels, dtype=object)[rows.ravel()]
+        label[~found.ravel()] = None
+        columns["label"] = label
+    return pd.DataFrame(columns)
+
+
+def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
+    """L(z_t, θ̂ + Δθ_j) − L(z_t, θ̂) for each test point t and its rows j (n_test, k)."""
+    obj = explainer._objective
+    unique, where = np.unique(rows, return_inverse=True)
+    where = where.reshape(rows.shape)
+    steps = explainer.param_change(unique, method="newton")[:, obj.free]  # (m, p)
+    Z = obj.decision(Xv)  # (n_test, n_outputs)
+    # U_tᵀ Δθ_j for every output: (n_test, m) per output, then each test's k rows
+    shift = np.stack([np.take_along_axis(np.asarray(u @ steps.T), where, axis=1)
+                      for u in obj.output_jacobians(Xv)], axis=2)  # (n_test, k, out)
+    loss = loss or obj.loss
+    before = loss.value_grad(Z, y_enc)[0]
+    n_test, k = rows.shape
+    after = loss.value_grad((Z[:, None, :] + shift).reshape(n_test * k, -1),
+                            np.repeat(y_enc, k, axis=0))[0]
+    return after.reshape(n_test, k) - before[:, None]
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - pandas is a test extra
+        raise ImportError("This returns a pandas DataFrame: pip install pandas.") \
+            from exc
+    return pd
 
 
 def parameter_names(explainer):

@@ -428,7 +428,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         _warn_flat_test_loss(~out.any(axis=1))
         return out
 
-    def most_influential(self, X, y=None, k=10, kind="harmful", *, test_loss=None):
+    def most_influential(self, X, y=None, k=10, kind="harmful", *, test_loss=None,
+                         as_frame=False, method="influence"):
         """The k most influential training rows for each test point, streamed.
 
         Scores test points in batches (``batch_size``) and keeps only each one's
@@ -447,6 +448,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             loss); "helpful": most negative; "abs": largest magnitude.
         test_loss : str or object, default=None
             As in :meth:`loss_influence`.
+        as_frame : bool, default=False
+            Return one tidy pandas DataFrame instead of the two arrays (below).
+        method : {"influence", "newton"}, default="influence"
+            With ``as_frame=True``, how the ``loo_change`` column predicts the change
+            of the test loss when the training row is removed: first order
+            (``−(s_j/n) · score``) or one Newton step without the row, as in
+            :meth:`leave_one_out` (needs ``hessian_solver="cholesky"``). The ranking
+            itself is always by ``score``.
 
         Returns
         -------
@@ -459,8 +468,16 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             how to rank them (``test_loss="decision"``).
         scores : ndarray of shape (n_test, k)
             Their ``loss_influence`` values (NaN where ``indices`` is -1).
+        frame : pandas.DataFrame of n_test × k rows
+            Instead of ``(indices, scores)`` when ``as_frame=True``, with columns
+            ``test_row`` (the test DataFrame's index label, else the position),
+            ``rank`` (1 = most influential), ``training_row`` (a label of
+            :attr:`training_index_`; missing for a flat test loss), ``kind``,
+            ``score``, ``loo_change`` and ``label`` (the training row's label).
         """
         check_is_fitted(self)
+        if method not in ("influence", "newton"):
+            raise ValueError(f"method must be 'influence' or 'newton'; got {method!r}.")
         if kind not in ("harmful", "helpful", "abs"):
             raise ValueError(
                 f"kind must be 'harmful', 'helpful' or 'abs'; got {kind!r}."
@@ -491,7 +508,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         map_batches(batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
                     batch_size=self._test_batch_size())
         _warn_flat_test_loss(out[:, 0, 0] < 0)
-        return out[:, 0].astype(np.intp), out[:, 1]
+        indices, scores = out[:, 0].astype(np.intp), out[:, 1]
+        if not as_frame:
+            return indices, scores
+        from .diagnostics import top_rows_frame
+
+        return top_rows_frame(self, X, Xv, y_enc, loss, indices, scores, kind, method)
 
     def transform(self, X):
         """Influence at the model's own predictions (needs no y).
@@ -816,10 +838,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.score(X, y, **kwargs)
 
     def get_feature_names_out(self, input_features=None):
-        """One output column per training row: ``influence0``, ``influence1``, …"""
+        """One output column per training row, named by the training row.
+
+        The labels of :attr:`training_index_` as strings when ``fit`` was given a
+        DataFrame (so ``set_output(transform="pandas")`` columns are the training
+        rows' index), else ``influence0``, ``influence1``, …
+        """
         check_is_fitted(self)
-        n = len(self.sample_weight_)
-        return np.asarray([f"influence{j}" for j in range(n)], dtype=object)
+        index = self.training_index_
+        if isinstance(index, np.ndarray):  # not from a DataFrame
+            return np.asarray([f"influence{j}" for j in index], dtype=object)
+        return np.asarray([str(label) for label in index], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

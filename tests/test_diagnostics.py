@@ -147,3 +147,63 @@ def test_training_index_follows_the_data(diabetes):
     ex = InfluenceExplainer(Ridge()).fit(X.to_numpy(), y.to_numpy())
     np.testing.assert_array_equal(ex.training_index_, np.arange(len(X)))
     assert isinstance(ex.summary_frame(dfbetas=False), pd.DataFrame)
+
+
+def test_most_influential_as_frame(diabetes):
+    X, y = diabetes
+    X_train, y_train, X_test, y_test = X.iloc[:300], y.iloc[:300], X.iloc[300:310], \
+        y.iloc[300:310]
+    ex = InfluenceExplainer(Ridge(alpha=0.1)).fit(X_train, y_train)
+    idx, scores = ex.most_influential(X_test, y_test, k=3)
+    frame = ex.most_influential(X_test, y_test, k=3, as_frame=True, method="newton")
+    assert len(frame) == 30
+    assert frame["test_row"].tolist() == np.repeat(X_test.index, 3).tolist()
+    assert frame["training_row"].tolist() == list(X_train.index[idx.ravel()])
+    np.testing.assert_allclose(frame["score"], scores.ravel())
+    np.testing.assert_allclose(frame["label"].astype(float), y_train.iloc[idx.ravel()])
+    # Newton is exact for least squares: the loss change of a true refit
+    loo = ex.leave_one_out(X_test, y_test, method="newton")
+    np.testing.assert_allclose(frame["loo_change"],
+                               np.take_along_axis(loo, idx, axis=1).ravel(), rtol=1e-8)
+    for t, j in [(0, idx[0, 0]), (4, idx[4, 2])]:
+        keep = np.arange(300) != j
+        refit = Ridge(alpha=0.1).fit(X_train[keep], y_train[keep])
+        base = ex.estimator_.predict(X_test.iloc[[t]])[0]
+        new = refit.predict(X_test.iloc[[t]])[0]
+        actual = (new - y_test.iloc[t]) ** 2 - (base - y_test.iloc[t]) ** 2
+        row = frame[(frame.test_row == X_test.index[t]) &
+                    (frame.training_row == X_train.index[j])]
+        np.testing.assert_allclose(row["loo_change"], actual, rtol=1e-7)
+    first = ex.most_influential(X_test, y_test, k=3, as_frame=True)
+    np.testing.assert_allclose(first["loo_change"], -scores.ravel() / 300)
+    with pytest.raises(ValueError, match="method must be"):
+        ex.most_influential(X_test, y_test, as_frame=True, method="exact")
+
+
+def test_pandas_output_columns_are_the_training_index(diabetes):
+    X, y = diabetes
+    ex = InfluenceExplainer(Ridge()).fit(X.iloc[:50], y.iloc[:50])
+    ex.set_output(transform="pandas")
+    out = ex.transform(X.iloc[50:53])
+    assert list(out.columns) == [str(i) for i in X.index[:50]]
+    assert list(out.index) == list(X.index[50:53])
+    plain = InfluenceExplainer(Ridge()).fit(X.to_numpy()[:5], y.to_numpy()[:5])
+    assert list(plain.get_feature_names_out()) == [f"influence{j}" for j in range(5)]
+
+
+def test_most_influential_frame_marks_flat_test_losses():
+    from sklearn.svm import LinearSVC
+
+    from skinfluence import FlatTestLossWarning
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X = (X - X.mean()) / X.std()
+    ex = InfluenceExplainer(LinearSVC(C=0.1, tol=1e-8, max_iter=100000)).fit(
+        X.iloc[:300], y.iloc[:300])
+    with pytest.warns(FlatTestLossWarning):
+        frame = ex.most_influential(X.iloc[300:320], y.iloc[300:320], k=2,
+                                    as_frame=True)
+    margin = ex.decision_function(X.iloc[300:320]) * (2 * y.iloc[300:320] - 1)
+    flat = frame["training_row"].isna().to_numpy().reshape(20, 2)
+    np.testing.assert_array_equal(flat[:, 0], margin >= 1)
+    assert frame.loc[frame["training_row"].isna(), "score"].isna().all()
