@@ -428,6 +428,49 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         _warn_flat_test_loss(~out.any(axis=1))
         return out
 
+    def test_set_influence(self, X, y=None, *, reduce="mean", test_loss=None):
+        """Influence of every training row on a whole test set's loss, streamed.
+
+        ``reduce`` over test points of :meth:`loss_influence`: which rows hurt the
+        validation loss overall. By linearity it is ``−(Σ_t ∇θL(z_t))ᵀ H⁻¹ ∇θL(z_j)``,
+        so the test gradients are summed in batches and solved for once: the cost
+        is one pass over the test rows plus one score, never n_test × n_train.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            Test inputs.
+        y : array-like of shape (n_test,), default=None
+            Test labels; not needed with ``test_loss="decision"``.
+        reduce : {"mean", "sum"}, default="mean"
+            Mean or sum of the test losses.
+        test_loss : str or object, default=None
+            As in :meth:`loss_influence`.
+
+        Returns
+        -------
+        influence : ndarray of shape (n_train,)
+            Entry j: n times the derivative of the reduced test loss with respect to
+            the sample weight of training row j (positive: harmful). Removing row j
+            changes the reduced test loss by about ``−(s_j / n) · influence[j]``;
+            ``np.argsort(-influence)[:k]`` are the k most harmful rows.
+        """
+        check_is_fitted(self)
+        if reduce not in ("mean", "sum"):
+            raise ValueError(f"reduce must be 'mean' or 'sum'; got {reduce!r}.")
+        Xv = self._validate_X(X)
+        obj = self._objective
+        y_enc = self._test_targets(y, Xv, test_loss)
+        loss = self._test_loss(test_loss)
+        total = np.zeros(int(obj.free.sum()))
+        for start in range(0, Xv.shape[0], self._test_batch_size()):
+            sl = slice(start, start + self._test_batch_size())
+            total += np.asarray(obj.test_gradients(Xv[sl], y_enc[sl], loss).sum(axis=0))\
+                .ravel()
+        if reduce == "mean":
+            total /= max(Xv.shape[0], 1)
+        return self._scores_block(total[None, :])[0]
+
     def most_influential(self, X, y=None, k=10, kind="harmful", *, test_loss=None,
                          as_frame=False, method="influence"):
         """The k most influential training rows for each test point, streamed.

@@ -207,3 +207,41 @@ def test_most_influential_frame_marks_flat_test_losses():
     flat = frame["training_row"].isna().to_numpy().reshape(20, 2)
     np.testing.assert_array_equal(flat[:, 0], margin >= 1)
     assert frame.loc[frame["training_row"].isna(), "score"].isna().all()
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_test_set_influence_is_the_reduced_loss_influence(solver):
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    X_train, y_train, X_test, y_test = X[:200, :8], y[:200], X[200:400, :8], y[200:400]
+    model = LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12)
+    ex = InfluenceExplainer(model, hessian_solver=solver, batch_size=37).fit(
+        X_train, y_train)
+    full = ex.loss_influence(X_test, y_test)
+    np.testing.assert_allclose(ex.test_set_influence(X_test, y_test), full.mean(0),
+                               rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(ex.test_set_influence(X_test, y_test, reduce="sum"),
+                               full.sum(0), rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match="reduce must be"):
+        ex.test_set_influence(X_test, y_test, reduce="max")
+
+
+def test_test_set_influence_against_weighted_refits():
+    from sklearn.metrics import log_loss
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    X_train, y_train, X_test, y_test = X[:150, :5], y[:150], X[150:350, :5], y[150:350]
+    model = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-13)
+    ex = InfluenceExplainer(model).fit(X_train, y_train)
+    influence = ex.test_set_influence(X_test, y_test)
+    h = 1e-4
+    for j in np.argsort(-np.abs(influence))[:3]:
+        losses = []
+        for sign in (1, -1):
+            w = np.ones(150)
+            w[j] += sign * h
+            fit = clone(model).fit(X_train, y_train, sample_weight=w)
+            losses.append(log_loss(y_test, fit.predict_proba(X_test)))
+        np.testing.assert_allclose(150 * (losses[0] - losses[1]) / (2 * h),
+                                   influence[j], rtol=1e-4)
