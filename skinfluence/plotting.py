@@ -48,6 +48,11 @@ class InfluenceDisplay:
         Its label.
     test_index : int, default=None
         Its row number, used in the title.
+    y_pred : scalar, default=None
+        The model's prediction for the test point, shown in the title.
+    row_names : array-like of shape (n_train,), default=None
+        Labels of the training rows (e.g. a DataFrame's index,
+        :attr:`InfluenceExplainer.training_index_`); row numbers when None.
     marked : array-like of int, default=None
         Training rows marked on the ``kind="self_influence"`` curve (e.g. rows known
         to be mislabelled).
@@ -100,7 +105,8 @@ class InfluenceDisplay:
 
     def __init__(self, *, influence=None, predicted_loo=None, actual_loo=None,
                  self_influence=None, X_train=None, y_train=None, x_test=None,
-                 y_test=None, test_index=None, marked=None, method=None, name=None):
+                 y_test=None, test_index=None, marked=None, method=None, name=None,
+                 y_pred=None, row_names=None):
         self.influence = influence
         self.predicted_loo = predicted_loo
         self.actual_loo = actual_loo
@@ -113,8 +119,11 @@ class InfluenceDisplay:
         self.marked = marked
         self.method = method
         self.name = name
+        self.y_pred = y_pred
+        self.row_names = row_names
 
-    def plot(self, ax=None, *, kind="top", k=10, image_shape=None, **kwargs):
+    def plot(self, ax=None, *, kind="top", k=10, image_shape=None, symlog=False,
+             **kwargs):
         """Draw one kind of influence plot.
 
         Parameters
@@ -138,6 +147,10 @@ class InfluenceDisplay:
             (``x_test``) as images of this shape, e.g. ``(8, 8)`` for digits.
             "auto": a square image, when the number of features is a perfect square.
             None: a bar chart.
+        symlog : bool, default=False
+            ``kind="self_influence"``: a symmetric-log y axis (linear within 1% of
+            the largest magnitude), so that a few extreme rows do not flatten the
+            rest of the curve.
         **kwargs : dict
             Passed to the main matplotlib call: ``scatter`` ("loo"), ``barh`` or
             ``imshow`` ("top"), ``plot`` ("self_influence").
@@ -160,7 +173,7 @@ class InfluenceDisplay:
         elif kind == "top":
             self._plot_top(ax, k, image_shape, **kwargs)
         else:
-            self._plot_self_influence(ax, **kwargs)
+            self._plot_self_influence(ax, symlog=symlog, **kwargs)
         self.kind_ = kind
         self.ax_ = ax
         self.figure_ = ax.figure
@@ -207,8 +220,11 @@ class InfluenceDisplay:
         title = "Most helpful and harmful training rows"
         if self.test_index is not None:
             title += f" for test point #{self.test_index}"
-        if self.y_test is not None:
-            title += f" (label {self.y_test})"
+        facts = [] if self.y_test is None else [f"label {self.y_test}"]
+        if self.y_pred is not None:
+            facts.append(f"predicted {self.y_pred}")
+        if facts:
+            title += f" ({', '.join(facts)})"
         if image_shape is not None:
             self._plot_images(ax, influence, helpful, harmful, image_shape, **kwargs)
         else:
@@ -231,18 +247,20 @@ class InfluenceDisplay:
         h, w = shape
         gap = max(3, int(np.ceil(0.8 * h)))  # room for the labels above each tile
         k = len(helpful)
-        mosaic = np.full((2 * (h + gap), (k + 1) * (w + 1)), np.nan)
-        tiles = [(0, 0, None)] if self.x_test is not None else []
-        tiles += [(0, c + 1, j) for c, j in enumerate(helpful)]
-        tiles += [(1, c + 1, j) for c, j in enumerate(harmful)]
+        apart = w + max(2, w // 2)  # the test tile's column, then a wide gap
+        mosaic = np.full((2 * (h + gap), apart + k * (w + 1)), np.nan)
+        # (top, left, row): the test point alone on the left, centred vertically
+        tiles = [((h + 2 * gap) // 2, 0, None)] if self.x_test is not None else []
+        tiles += [(gap, apart + c * (w + 1), j) for c, j in enumerate(helpful)]
+        tiles += [(h + 2 * gap, apart + c * (w + 1), j) for c, j in enumerate(harmful)]
         self.text_ = []
-        for r, c, j in tiles:
-            top, left = r * (h + gap) + gap, c * (w + 1)
+        for top, left, j in tiles:
             pixels = np.ravel(self.x_test) if j is None else X_train[j]
             mosaic[top:top + h, left:left + w] = np.reshape(pixels, shape)
             if j is None:
                 label = "" if self.y_test is None else f" y={self.y_test}"
-                text = f"test{label}"
+                pred = "" if self.y_pred is None else f"\npred {self.y_pred}"
+                text = f"test{label}{pred}"
             else:
                 text = f"{self._row_label(j, compact=True)}\n{influence[j]:+.2g}"
             self.text_.append(ax.text(left + (w - 1) / 2, top - 0.8, text,
@@ -254,7 +272,7 @@ class InfluenceDisplay:
         ax.set_yticks([gap + (h - 1) / 2, h + 2 * gap + (h - 1) / 2],
                       ["helpful", "harmful"])
 
-    def _plot_self_influence(self, ax, **kwargs):
+    def _plot_self_influence(self, ax, symlog=False, **kwargs):
         (values,) = self._require("self_influence", "self_influence")
         values = np.ravel(values)
         order = np.argsort(values, kind="stable")
@@ -273,6 +291,9 @@ class InfluenceDisplay:
             )
         ax.set_xlabel("Rank (most self-influential first)")
         ax.set_ylabel("Self-influence I_up,loss(z_j, z_j)")
+        if symlog:
+            scale = float(np.max(np.abs(values), initial=0.0))
+            ax.set_yscale("symlog", linthresh=0.01 * scale if scale > 0 else 1.0)
         ax.set_title("Self-influence of the training rows")
         ax.legend(loc="lower right")
 
@@ -287,10 +308,12 @@ class InfluenceDisplay:
         return [getattr(self, n) for n in names]
 
     def _row_label(self, j, compact=False):
+        name = j if self.row_names is None else np.asarray(self.row_names,
+                                                          dtype=object)[j]
         if self.y_train is None:
-            return f"#{j}"
+            return f"#{name}"
         label = np.asarray(self.y_train)[j]
-        return f"#{j} y={label}" if compact else f"#{j} (y={label})"
+        return f"#{name} y={label}" if compact else f"#{name} (y={label})"
 
     # -- constructors -----------------------------------------------------------------
     @classmethod
@@ -391,8 +414,12 @@ class InfluenceDisplay:
             x_t = _safe_indexing(X, [test_index])
             y_t = _safe_indexing(y, [test_index])
             influence = explainer.loss_influence(x_t, y_t, test_loss=test_loss)[0]
-            display = cls(influence=influence, x_test=_dense_rows(x_t)[0],
-                          y_test=np.asarray(y_t)[0], test_index=test_index, **common)
+            index = explainer.training_index_
+            display = cls(influence=influence, x_test=_numeric_row(x_t, image_shape),
+                          y_test=np.asarray(y_t)[0], test_index=test_index,
+                          y_pred=np.asarray(explainer.predict(x_t))[0],
+                          row_names=None if isinstance(index, np.ndarray) else index,
+                          **common)
             return display.plot(ax=ax, kind=kind, k=k, image_shape=image_shape,
                                 **kwargs)
         predicted = explainer.leave_one_out(X, y, method=method, test_loss=test_loss)
@@ -549,6 +576,20 @@ def _check_kind(kind):
         raise ValueError(
             f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}."
         )
+
+
+def _numeric_row(x, image_shape):
+    """The test row as numbers for an image; None when it is not numeric (e.g. a
+    DataFrame with string columns for a ColumnTransformer), which bars do not need."""
+    try:
+        return _dense_rows(x)[0]
+    except (TypeError, ValueError):
+        if image_shape is not None:
+            raise ValueError(
+                "Images need numeric features; these have non-numeric columns. Use "
+                "image_shape=None (a bar chart)."
+            ) from None
+        return None
 
 
 def _image_shape(image_shape, n_features):

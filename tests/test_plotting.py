@@ -75,9 +75,13 @@ def test_top_images(digits, image_shape):
     )
     _check_axes(display, ax)
     assert display.bars_ is None
-    assert display.image_.get_array().shape == (2 * (8 + 7), 4 * 9)
+    mosaic = display.image_.get_array()
+    assert mosaic.shape == (2 * (8 + 7), (8 + 4) + 3 * 9)  # test column, gap, 3 tiles
+    assert mosaic[:, 8:12].mask.all()  # the test image stands apart from the rows
     assert len(display.text_) == 7  # the test image, 3 helpful, 3 harmful
     assert display.text_[0].get_text().startswith("test")
+    assert "pred" in display.text_[0].get_text()
+    assert "predicted" in ax.get_title()
     # the first helpful tile is the most helpful training image
     j = int(np.argmin(display.influence))
     assert display.text_[1].get_text().startswith(f"#{j} y={y[j]}")
@@ -214,3 +218,45 @@ def test_matplotlib_missing(fitted, monkeypatch):
         InfluenceDisplay.from_estimator(_model(), X, y, X_te, y_te)
     with pytest.raises(ImportError, match="plot requires matplotlib"):
         InfluenceDisplay(influence=np.ones(3)).plot()
+
+
+def test_top_bars_on_a_column_transformer_dataframe():
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 120
+    df = pd.DataFrame({"age": rng.normal(40, 10, n), "income": rng.normal(50, 20, n),
+                       "country": rng.choice(["fr", "de", "us"], n)},
+                      index=[f"customer{i}" for i in range(n)])
+    y = (df["age"] + rng.normal(0, 10, n) > 40).astype(int)
+    prep = ColumnTransformer([("num", StandardScaler(), ["age", "income"]),
+                              ("cat", OneHotEncoder(), ["country"])])
+    model = make_pipeline(prep, LogisticRegression(solver="newton-cholesky",
+                                                   tol=1e-10))
+    explainer = InfluenceExplainer(model).fit(df[:100], y[:100])
+    fig, ax = plt.subplots()
+    display = InfluenceDisplay.from_explainer(explainer, df[100:], y[100:],
+                                              test_index=3, k=2, y_train=y[:100],
+                                              ax=ax)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert all(label.startswith("#customer") for label in labels)
+    j = int(np.argmax(display.influence))
+    assert labels[0].startswith(f"#{df.index[j]} ")
+    predicted = explainer.predict(df[103:104])[0]
+    assert f"predicted {predicted}" in ax.get_title()
+    with pytest.raises(ValueError, match="numeric"):
+        InfluenceDisplay.from_explainer(explainer, df[100:], y[100:],
+                                        X_train=df[:100], image_shape="auto")
+    plt.close(fig)
+
+
+def test_self_influence_symlog(fitted):
+    explainer = fitted[0]
+    fig, ax = plt.subplots()
+    InfluenceDisplay.from_explainer(explainer, kind="self_influence", ax=ax,
+                                    symlog=True)
+    assert ax.get_yscale() == "symlog"
+    plt.close(fig)
