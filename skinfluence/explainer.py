@@ -28,13 +28,16 @@ from ._hessian import (
 from ._parallel import BATCH_BYTES, map_batches
 from ._removal import exact_steps, loss_change, newton_steps, shifted_loss_change
 from .models import (
+    balanced_from_sample_weight,
     binary_only,
     convergence_hint,
     objective_builder,
     pipeline_of,
     unwrap,
 )
+from .models._class_weight import class_totals
 from .models._losses import test_loss as resolve_test_loss
+from .models._targets import check_label_types
 
 #: "auto" factorises the Hessian up to this many free parameters.
 AUTO_CHOLESKY_MAX = 4096
@@ -245,17 +248,21 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._validate_params()
         builder = objective_builder(self.estimator)
-        multi_output = is_regressor(unwrap(self.estimator))
         pipeline = pipeline_of(self.estimator)
+        # The explainer keeps private copies of its training data: later results must
+        # not follow the caller's arrays (an in-place ``X *= 3`` after fit).
         if pipeline is None:
             Xv, yv = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64,
-                                   multi_output=multi_output)
+                                   multi_output=is_regressor(unwrap(self.estimator)),
+                                   copy=True)
         else:  # the pipeline's own steps validate and transform X
             validate_data(self, X, y, skip_check_array=True)
             Xv = None
             yv = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        yv = np.array(yv, copy=True)
         sw = _check_sample_weight(sample_weight, yv.shape[0])
         _check_target_supported(self, yv)
+        _check_balanced_weights(self.estimator, yv, sw)
 
         self.estimator_ = clone(self.estimator)
         fit_params = {}
@@ -264,9 +271,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"{pipeline.steps[-1][0]}__sample_weight"
             fit_params[key] = sample_weight
         self.estimator_.fit(X, y, **fit_params)
-        if pipeline is not None:
-            Xv = self._model_input(X)
+        if pipeline is not None:  # its transform may return X itself: copy
+            Xv = self._model_input(X, copy=True)
         model = unwrap(self.estimator_)
+        _check_n_features(model, Xv, pipeline is not None)
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_
         self.sample_weight_ = sw
@@ -274,6 +282,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self._objective = objective
         self.params_ = objective.params
+        _check_finite(self.params_, "coef_ or intercept_", model)
         solver = self.hessian_solver
         if solver == "auto":
             solver = _auto_solver(objective, self.damping)
@@ -300,6 +309,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             )
         else:
             self.hessian_ = objective.hessian()
+            _check_finite(self.hessian_, "Hessian of the training objective", model)
             try:
                 self.hessian_solver_ = CholeskySolver(
                     self.hessian_, objective.fixed_directions(), self.damping
@@ -314,13 +324,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(self.params_), initial=0.0))
         self.optimality_ = float(np.max(np.abs(step), initial=0.0) / scale)
-        if self.optimality_ > OPTIMALITY_WARN:
+        _check_finite(self.optimality_, "Newton step from θ̂ (optimality_)", model)
+        if not self.optimality_ <= OPTIMALITY_WARN:
             warnings.warn(
                 f"The fitted {type(model).__name__} is not at an optimum of its "
                 f"training objective (relative Newton step {self.optimality_:.1e}). "
                 "Influences are computed at the given parameters (a Newton step, as "
                 "in Koh & Liang's appendix B) and may disagree with refits: "
-                f"{convergence_hint(self.estimator)}."
+                f"{convergence_hint(self.estimator_, Xv.shape[0])}."
                 + ("" if np.any(objective.quad_penalty + objective.l1_penalty > 0) else
                    " Without a penalty (C=np.inf, alpha=0) on separable data no "
                    "optimum exists: use a penalty, or set damping > 0."),
@@ -739,11 +750,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "fewer test rows per call, or raise max_result_bytes."
             )
 
-    def _model_input(self, X):
+    def _model_input(self, X, copy=False):
         """A Pipeline's transform of X by all but its last step, as float64."""
         steps = pipeline_of(self.estimator_)[:-1]
         return check_array(steps.transform(X), accept_sparse="csr", dtype=np.float64,
-                           input_name="X (transformed by the pipeline)")
+                           copy=copy, input_name="X (transformed by the pipeline)")
 
     def _test_loss(self, test_loss):
         return None if test_loss is None else resolve_test_loss(test_loss,
@@ -943,6 +954,7 @@ def _check_target_supported(explainer, y):
     tags = get_tags(explainer).classifier_tags
     if tags is None:
         return
+    check_label_types(y)
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(
@@ -958,6 +970,43 @@ def _check_target_supported(explainer, y):
             f"{y_type}, and {unwrap(estimator)!r} is explained for two classes only "
             "(LogisticRegression: use a solver other than liblinear; SVC: use "
             "LinearSVC, which is one-vs-rest)."
+        )
+
+
+def _check_balanced_weights(estimator, y, sample_weight):
+    """class_weight="balanced" from sample weights: S / (K · S_g) needs every S_g > 0.
+
+    Checked before fitting (scikit-learn would divide by zero); a FrozenEstimator's
+    classes are checked again by the family's class-weight recipe.
+    """
+    model = unwrap(estimator)
+    balanced = isinstance(getattr(model, "class_weight", None), str) and \
+        model.class_weight == "balanced"
+    if balanced and balanced_from_sample_weight(model):
+        classes, y_index = np.unique(y, return_inverse=True)
+        class_totals(classes, y_index.ravel(), sample_weight)
+
+
+def _check_n_features(model, Xv, after_pipeline):
+    """The explained coefficients must match X's columns (e.g. a FrozenEstimator)."""
+    expected = model.coef_.shape[-1]
+    if Xv.shape[1] != expected:
+        where = " after the pipeline's transform" if after_pipeline else ""
+        raise ValueError(
+            f"X has {Xv.shape[1]} features{where}, but {type(model).__name__} is "
+            f"expecting {expected} features as input."
+        )
+
+
+def _check_finite(values, what, model):
+    """Fitted state with NaN or inf gives NaN scores: refuse it at fit."""
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"The {what} of the fitted {type(model).__name__} is not finite (NaN or "
+            "inf): the fit diverged or overflowed, and influences would be NaN. "
+            "Standardise X (e.g. StandardScaler), use a stronger penalty, or for SGD "
+            "a smaller learning rate (eta0), and check the model's coef_ and "
+            "intercept_."
         )
 
 
