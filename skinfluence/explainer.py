@@ -278,6 +278,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_
         self.sample_weight_ = sw
+        self._fit_damping = self.damping  # H + λI is factorised with this λ
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self._objective = objective
@@ -725,7 +726,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return self._model_input(X)
 
     def _check_unchanged(self):
-        """Refuse to explain a model whose parameters changed since fit."""
+        """Refuse to explain a model whose parameters (or damping) changed since fit."""
         check_is_fitted(self)
         model = unwrap(self.estimator_)
         now = [np.ravel(model.coef_.toarray() if hasattr(model.coef_, "toarray")
@@ -737,6 +738,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"The {type(model).__name__} in estimator_ changed after "
                 "InfluenceExplainer.fit (its coef_ or intercept_ differ from params_): "
                 "influences would describe another model. Call fit again."
+            )
+        if self.damping != self._fit_damping:
+            raise ValueError(
+                f"damping was set to {self.damping!r} after fit, which factorised "
+                f"H + λI with damping={self._fit_damping!r}: influences would mix the "
+                "two. Call fit again."
             )
 
     def _check_result_size(self, shape):
@@ -922,6 +929,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if indices is None:
             return np.arange(n)
         rows = np.asarray(indices)
+        if rows.ndim == 1 and rows.size == 0:  # [] is float64 to numpy: no rows
+            return np.empty(0, dtype=np.intp)
         if rows.dtype == bool:
             raise TypeError("indices must be integer row numbers, not a boolean mask.")
         if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
