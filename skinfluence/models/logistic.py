@@ -42,9 +42,16 @@ def logistic_objective(est, X, y, sample_weight, **options):
 
 def logistic_cv_objective(est, X, y, sample_weight, **options):
     """LogisticRegressionCV: the final refit's objective, at the selected ``C_``."""
-    l1_ratio = None if est.l1_ratio_ is None else est.l1_ratio_[0]
+    C, l1_ratio = _selected(est)
     penalty = getattr(est, "penalty", "deprecated")
-    return _objective(est, X, y, sample_weight, est.C_[0], penalty, l1_ratio)
+    return _objective(est, X, y, sample_weight, C, penalty, l1_ratio)
+
+
+def _selected(est):
+    """LogisticRegressionCV's selected (C, l1_ratio): arrays per class, or scalars
+    with ``use_legacy_attributes=False`` (the default from scikit-learn 1.10)."""
+    l1_ratio = None if est.l1_ratio_ is None else float(np.ravel(est.l1_ratio_)[0])
+    return float(np.ravel(est.C_)[0]), l1_ratio
 
 
 def _objective(est, X, y, sample_weight, C, penalty, l1_ratio):
@@ -93,8 +100,7 @@ def convergence_hint(est, n_samples):
     if est.solver == "liblinear":  # its objective (penalised intercept) is its own
         return "fit it more tightly, e.g. with tol=1e-10, max_iter=10000"
     if isinstance(est, LogisticRegressionCV):
-        l1_ratio = None if est.l1_ratio_ is None else est.l1_ratio_[0]
-        C = est.C_[0]
+        C, l1_ratio = _selected(est)
     else:
         l1_ratio, C = est.l1_ratio, est.C
     mix = _penalty_mix(getattr(est, "penalty", "deprecated"), l1_ratio, C)
