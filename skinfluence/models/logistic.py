@@ -50,8 +50,8 @@ def logistic_cv_objective(est, X, y, sample_weight, **options):
 def _selected(est):
     """LogisticRegressionCV's selected (C, l1_ratio): arrays per class, or scalars
     with ``use_legacy_attributes=False`` (the default from scikit-learn 1.10)."""
-    l1_ratio = None if est.l1_ratio_ is None else float(np.ravel(est.l1_ratio_)[0])
-    return float(np.ravel(est.C_)[0]), l1_ratio
+    r = None if est.l1_ratio_ is None else np.ravel(est.l1_ratio_)[0]  # [None]: L2
+    return float(np.ravel(est.C_)[0]), None if r is None else float(r)
 
 
 def _objective(est, X, y, sample_weight, C, penalty, l1_ratio):
