@@ -83,6 +83,12 @@ class CholeskySolver:
     ----------
     condition_number_ : float
         1-norm condition number of the factorised matrix (‖A‖₁ ‖A⁻¹‖₁).
+
+    Raises
+    ------
+    ValueError
+        If the matrix is singular, or its condition number exceeds
+        ``CONDITION_MAX`` (≈ 4.5e13); both name damping as the remedy.
     """
 
     name = "cholesky"

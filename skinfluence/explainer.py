@@ -159,7 +159,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     hessian_solver_ : object
         The solver of ``H + λI`` (its ``name`` says which); with "cholesky",
         ``hessian_solver_.condition_number_`` is the 1-norm condition number of
-        ``H + λI`` (NaN for the other solvers, which do not compute it).
+        ``H + λI`` (NaN for the other solvers, which do not compute it); fit
+        warns above 1e10 and raises above 1e-2/ε ≈ 4.5e13.
     sample_weight_ : ndarray of shape (n_train,)
         Training sample weights (ones when none were given).
     optimality_ : float
@@ -245,6 +246,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         self : object
             The fitted explainer.
+
+        Notes
+        -----
+        Memory of a fitted explainer: it keeps its own copy of the training data
+        (X as float64, 8·n·d bytes dense or 12·nnz sparse, as the explained model sees
+        it after a Pipeline's steps; y; the sample weights), so that modifying the
+        caller's arrays after fit changes no result, plus the n × p training
+        gradients and, with "cholesky", the p × p Hessian and its inverse.
         """
         self._validate_params()
         builder = objective_builder(self.estimator)
@@ -739,7 +748,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "InfluenceExplainer.fit (its coef_ or intercept_ differ from params_): "
                 "influences would describe another model. Call fit again."
             )
-        if self.damping != self._fit_damping:
+        if self.damping != getattr(self, "_fit_damping", self.damping):
             raise ValueError(
                 f"damping was set to {self.damping!r} after fit, which factorised "
                 f"H + λI with damping={self._fit_damping!r}: influences would mix the "
