@@ -23,8 +23,13 @@ from scipy.linalg import (
 )
 from sklearn.exceptions import ConvergenceWarning
 
-#: Above this estimated condition number, the influence is amplified noise: warn.
+#: Above this 1-norm condition number of H + λI, round-off may be amplified: warn.
 CONDITION_WARN = 1e10
+
+#: Above this one, refuse: a solve's relative round-off error is bounded by about
+#: κ·ε (ε = 2.2e-16, unit round-off), which here exceeds 1e-2, so not even two
+#: digits of a score can be trusted (≈ 4.5e13; e.g. 1.4e264-sized scores at 1e260).
+CONDITION_MAX = 1e-2 / np.finfo(np.float64).eps
 
 
 class SingularHessianWarning(UserWarning):
@@ -78,6 +83,12 @@ class CholeskySolver:
     ----------
     condition_number_ : float
         1-norm condition number of the factorised matrix (‖A‖₁ ‖A⁻¹‖₁).
+
+    Raises
+    ------
+    ValueError
+        If the matrix is singular, or its condition number exceeds
+        ``CONDITION_MAX`` (≈ 4.5e13); both name damping as the remedy.
     """
 
     name = "cholesky"
@@ -117,6 +128,15 @@ class CholeskySolver:
         Z = self.basis
         self._inverse = inner if Z is None else Z @ inner @ Z.T
         self.condition_number_ = _norm_1(A) * _norm_1(inner) if A.size else 1.0
+        if not self.condition_number_ <= CONDITION_MAX:
+            raise ValueError(
+                f"The Hessian of the training objective is numerically singular "
+                f"(1-norm condition number ≈ {self.condition_number_:.2e}, above "
+                f"{CONDITION_MAX:.1e}): round-off would dominate every influence "
+                "score. Fix: set InfluenceExplainer(damping=...) to a small positive "
+                "value (e.g. 1e-3), use a stronger penalty (smaller C, larger "
+                "alpha), or, for a smoothed hinge, a larger smoothing."
+            )
         if self.condition_number_ > CONDITION_WARN:
             warnings.warn(
                 f"The Hessian of the training objective is nearly singular "

@@ -24,6 +24,7 @@ predicts changes of.
 """
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -132,13 +133,21 @@ def _newton_self_changes_by_blocks(explainer, test_loss=None):
     return out
 
 
-def _check_refittable(estimator, what):
+def _refit_model(explainer, what):
+    """The explained model, unfitted, with the parameters it was fitted with.
+
+    ``clone(explainer.estimator_)``, not ``explainer.estimator``: parameters set on the
+    explainer after fit (``set_params(estimator__C=100)``) describe another model than
+    the one whose influences are checked.
+    """
+    estimator = explainer.estimator_
     if isinstance(estimator, FrozenEstimator):
         raise TypeError(
             f"{what} refits the estimator, but {type(estimator.estimator).__name__} is "
             "wrapped in sklearn.frozen.FrozenEstimator, which cannot be refitted. Wrap "
             "the unfitted estimator instead: InfluenceExplainer(estimator).fit(X, y)."
         )
+    return clone(estimator)
 
 
 def _check_explainer(explainer):
@@ -284,7 +293,8 @@ def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
 
     For each fraction f, the labels of the first ``ceil(f · n_train)`` rows of
     ``ranking`` are replaced by their true labels (rows that were right stay as they
-    are) and ``clone(explainer.estimator)`` is refitted, with ``sample_weight_``.
+    are) and the explained model is refitted (``clone(explainer.estimator_)``: the
+    parameters it was fitted with), with ``sample_weight_``.
 
     Parameters
     ----------
@@ -330,7 +340,7 @@ def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
     True
     """
     _check_explainer(explainer)
-    _check_refittable(explainer.estimator, "accuracy_after_fixing")
+    template = _refit_model(explainer, "accuracy_after_fixing")
     X, y_noisy, sw = _training_data(explainer)
     n = X.shape[0]
     ranking = _check_ranking(ranking, n)
@@ -353,7 +363,7 @@ def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
         n_fixed.append(int(np.sum(y_fixed != y_noisy)))
 
     def score(y_fit):
-        model = clone(explainer.estimator).fit(X, y_fit, **_fit_params(sw))
+        model = clone(template).fit(X, y_fit, **_fit_params(sw))
         return model.score(X_test, y_test)
 
     n_jobs = explainer.n_jobs if n_jobs is None else n_jobs
@@ -412,7 +422,7 @@ def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
 
     Ranks the training rows by the magnitude of their predicted effect on the mean
     loss over the given test points, ``|leave_one_out(X, y, method).mean(axis=0)|``,
-    then refits ``clone(explainer.estimator)`` without each of the top k (one at a
+    then refits ``clone(explainer.estimator_)`` without each of the top k (one at a
     time, in parallel) and compares the predicted with the actual change. Pass a
     single test point to reproduce the paper's per-test-point check; every refit also
     reports the change of each test point's loss (``*_per_point``).
@@ -460,7 +470,7 @@ def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
     True
     """
     _check_explainer(explainer)
-    _check_refittable(explainer.estimator, "validate")
+    template = _refit_model(explainer, "validate")
     X_train, y_train, sw = _training_data(explainer)
     n_train = X_train.shape[0]
     if not isinstance(k, Integral) or not 2 <= k <= n_train:
@@ -475,7 +485,7 @@ def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
     X_test = check_array(X, accept_sparse="csr", dtype=np.float64)
     y_enc = obj.targets.encode(y, X_test.shape[0])
     n_jobs = explainer.n_jobs if n_jobs is None else n_jobs
-    actual_per_point = refit_loss_changes(explainer.estimator, X_train, y_train, sw,
+    actual_per_point = refit_loss_changes(template, X_train, y_train, sw,
                                           top, X_test, y_enc, obj.loss, n_jobs=n_jobs)
     predicted, actual = mean[top], actual_per_point.mean(axis=0)
     return ValidationResult(
@@ -622,6 +632,7 @@ def approximate_loo_cv(estimator, X, y, param_grid, *, scoring="loss",
     """
     if scoring not in ("loss", "accuracy"):
         raise ValueError(f"scoring must be 'loss' or 'accuracy'; got {scoring!r}.")
+    _check_param_grid(param_grid)
     candidates = list(ParameterGrid(param_grid))
     values = np.empty(len(candidates))
     for i, params in enumerate(candidates):
@@ -636,3 +647,18 @@ def approximate_loo_cv(estimator, X, y, param_grid, *, scoring="loss",
     return {"params": candidates, f"loo_{scoring}": values, "mean_test_score": score,
             "rank_test_score": rank, "best_index": best,
             "best_params": candidates[best]}
+
+
+def _check_param_grid(param_grid):
+    """At least one parameter to vary: an empty grid would score the model as is."""
+    grids = [param_grid] if isinstance(param_grid, Mapping) else param_grid
+    try:
+        empty = not any(len(grid) for grid in grids)
+    except TypeError:
+        return  # not a dict or a list of dicts: ParameterGrid says so
+    if empty:
+        raise ValueError(
+            f"param_grid is empty ({param_grid!r}): give at least one parameter with "
+            "a list of values, e.g. {'C': [0.1, 1.0, 10.0]}. To score the model as "
+            "it is, use loo_score(InfluenceExplainer(estimator).fit(X, y))."
+        )

@@ -354,7 +354,7 @@ class InfluenceDisplay:
         actual : array-like of shape (n_test, n_rows), default=None
             ``kind="loo"``: the actual changes of the test losses when each of the
             training rows ``rows`` is removed (e.g. from your own refits). When None
-            they are computed by refitting ``clone(explainer.estimator)`` without
+            they are computed by refitting ``clone(explainer.estimator_)`` without
             each row (in parallel with joblib), the test loss measured with the
             explainer's test loss.
         rows : array-like of int, default=None
@@ -505,7 +505,7 @@ def refit_loo(explainer, X, y, rows, *, X_train, y_train, test_loss=None,
               n_jobs=None):
     """Actual change of each test loss when training row j is removed and refit.
 
-    Refits ``clone(explainer.estimator)`` once on all rows (the baseline, so that
+    Refits ``clone(explainer.estimator_)`` once on all rows (the baseline, so that
     solver noise cancels) and once per row of ``rows`` (with the
     explainer's sample weights, minus row j) and measures the test loss the explainer
     uses (its model's loss, or ``test_loss``) on the refit's decision values.
@@ -553,7 +553,7 @@ def refit_loo(explainer, X, y, rows, *, X_train, y_train, test_loss=None,
             "Actual leave-one-out changes need refits on the training data: pass "
             "X_train and y_train (those the explainer was fitted on), or actual=."
         )
-    if isinstance(explainer.estimator, FrozenEstimator):
+    if isinstance(explainer.estimator_, FrozenEstimator):
         raise ValueError(
             "A FrozenEstimator is not refitted, so actual leave-one-out changes "
             "cannot be computed by refitting: pass actual=."
@@ -566,7 +566,7 @@ def refit_loo(explainer, X, y, rows, *, X_train, y_train, test_loss=None,
         )
     loss = explainer._test_loss(test_loss) or explainer._objective.loss
     y_enc = explainer._objective.targets.encode(y, len(y))
-    return refit_loss_changes(explainer.estimator, X_train, y_train,
+    return refit_loss_changes(explainer.estimator_, X_train, y_train,
                               explainer.sample_weight_, rows, X, y_enc, loss,
                               n_jobs=n_jobs)
 

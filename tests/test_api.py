@@ -348,9 +348,13 @@ def test_collinear_unpenalised_names_damping():
     exact = np.c_[X, X[:, 0]]
     with pytest.raises(ValueError, match="singular.*damping"):
         InfluenceExplainer(model).fit(exact, y)
-    near = np.c_[X, X[:, 0] + 1e-7 * rng.standard_normal(60)]
+    noise = rng.standard_normal(60)
+    # 1-norm condition number ≈ 6e10: warned; ≈ 6e14 (> 1e-2/eps): refused
     with pytest.warns(SingularHessianWarning, match="damping"):
-        InfluenceExplainer(model).fit(near, y)
+        near = InfluenceExplainer(model).fit(np.c_[X, X[:, 0] + 1e-5 * noise], y)
+    assert 1e10 < near.hessian_solver_.condition_number_ < 1e12
+    with pytest.raises(ValueError, match="numerically singular.*damping"):
+        InfluenceExplainer(model).fit(np.c_[X, X[:, 0] + 1e-7 * noise], y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SingularHessianWarning)
         InfluenceExplainer(model, damping=1e-3).fit(exact, y)

@@ -6,9 +6,11 @@ A family module exposes ``SUPPORTED``, a mapping from estimator class to a build
 ``smoothing``, which builders that do not use them accept and ignore). Adding a
 family means adding a module and listing it in ``_FAMILIES``; the explainer is
 untouched. Optional: ``BINARY_ONLY``, classes explained for two classes only;
-``validate(estimator)``, raising TypeError before fitting for settings the family
-cannot model; ``CONVERGENCE_HINT``, what to tell users whose model is not at an
-optimum.
+``BALANCED_FROM_SAMPLE_WEIGHT``, classes whose ``class_weight="balanced"`` is computed
+from the sample weights; ``validate(estimator)``, raising TypeError before fitting for
+settings the family cannot model; ``convergence_hint(fitted_estimator, n_samples)``,
+what to tell users whose model is not at an optimum (naming only parameters the
+estimator has).
 """
 
 from sklearn.frozen import FrozenEstimator
@@ -26,24 +28,44 @@ def supported_estimators():
 
 def binary_only(estimator):
     """Whether skinfluence explains ``estimator`` for two classes only."""
+    return _listed(estimator, "BINARY_ONLY")
+
+
+def balanced_from_sample_weight(estimator):
+    """Whether ``class_weight="balanced"`` is S / (K · S_g) of the sample weights."""
+    return _listed(estimator, "BALANCED_FROM_SAMPLE_WEIGHT")
+
+
+def _listed(estimator, attribute):
     est = unwrap(estimator)
     return any(isinstance(est, cls) for fam in _FAMILIES
-               for cls in getattr(fam, "BINARY_ONLY", ()))
+               for cls in getattr(fam, attribute, ()))
 
 
-_DEFAULT_HINT = (
-    "fit the estimator more tightly (smaller tol, larger max_iter, or "
-    "solver='newton-cholesky')"
-)
+_DEFAULT_HINT = "fit the estimator more tightly (a smaller tol or a larger max_iter)"
 
 
-def convergence_hint(estimator):
-    """What to do when the fitted model is not at an optimum of its objective."""
+def convergence_hint(estimator, n_samples):
+    """What to do when the fitted model is not at an optimum of its objective.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        The fitted estimator (or a FrozenEstimator or Pipeline around it).
+    n_samples : int
+        Number of training rows (SGD's equivalent exact solvers depend on it).
+
+    Returns
+    -------
+    hint : str
+        Settings written ``name=value`` are parameters of the estimator itself;
+        other estimators are named with their constructor, ``Name(...)``.
+    """
     est = unwrap(estimator)
-    for fam in _FAMILIES:
-        for cls, hint in getattr(fam, "CONVERGENCE_HINT", {}).items():
-            if isinstance(est, cls):
-                return hint
+    for cls in type(est).__mro__:
+        for fam in _FAMILIES:
+            if cls in fam.SUPPORTED and hasattr(fam, "convergence_hint"):
+                return fam.convergence_hint(est, n_samples)
     return _DEFAULT_HINT
 
 
@@ -74,6 +96,7 @@ def pipeline_of(estimator):
 def objective_builder(estimator):
     """The builder of ``estimator``'s family; TypeError naming what is supported."""
     est = unwrap(estimator)
+    _refuse_search(est)
     for cls in type(est).__mro__:
         for fam in _FAMILIES:
             if cls in fam.SUPPORTED:
@@ -86,4 +109,29 @@ def objective_builder(estimator):
         f"convex loss. Supported estimators: {', '.join(supported_estimators())} "
         "(optionally wrapped in sklearn.frozen.FrozenEstimator, or as the last step "
         "of a Pipeline)."
+    )
+
+
+def _refuse_search(est):
+    """A hyper-parameter search is not a model: point to the model it selected."""
+    # GridSearchCV, RandomizedSearchCV, the halving searches (BaseSearchCV is private)
+    if not any(cls.__name__ == "BaseSearchCV" for cls in type(est).__mro__):
+        return
+    name = type(est).__name__
+    if hasattr(est, "best_estimator_"):
+        remedy = (
+            "explain the model it selected: InfluenceExplainer(FrozenEstimator("
+            "search.best_estimator_)).fit(X, y) as fitted (on the data the search "
+            "refit it on), or InfluenceExplainer(clone(search.best_estimator_))"
+            ".fit(X, y) to refit it"
+        )
+    else:
+        remedy = (
+            "fit the search (refit=True), then explain the model it selected: "
+            "InfluenceExplainer(clone(search.best_estimator_)).fit(X, y); to search "
+            "with influence functions, see skinfluence.analysis.approximate_loo_cv"
+        )
+    raise TypeError(
+        f"InfluenceExplainer does not explain a {name} (a search over models) but "
+        f"one linear model: {remedy}."
     )

@@ -42,17 +42,31 @@ def class_weight_recipe(class_weight, classes, y_index, sample_weight, *,
     K = len(classes)
     if class_weight is None:
         return np.ones(len(y_index)), None
+    balanced = isinstance(class_weight, str) and class_weight == "balanced"
+    if balanced and from_sample_weight:
+        S_g = class_totals(classes, y_index, sample_weight)
     weights = compute_class_weight(
         class_weight, classes=classes, y=classes[y_index],
         sample_weight=sample_weight if from_sample_weight else None,
     )
     weights = np.asarray(weights, dtype=np.float64)
-    balanced = isinstance(class_weight, str) and class_weight == "balanced"
     if not (balanced and from_sample_weight):
         return weights[y_index], None
-    S = sample_weight.sum()
-    S_g = np.bincount(y_index, weights=sample_weight, minlength=K)
-    jacobian = np.tile(weights / S, (K, 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jacobian[np.diag_indices(K)] -= np.where(S_g > 0, weights / S_g, 0.0)
+    jacobian = np.tile(weights / sample_weight.sum(), (K, 1))
+    jacobian[np.diag_indices(K)] -= weights / S_g
     return weights[y_index], jacobian
+
+
+def class_totals(classes, y_index, sample_weight):
+    """S_g, each class's total sample weight; "balanced" divides by it (must be > 0)."""
+    S_g = np.bincount(y_index, weights=sample_weight, minlength=len(classes))
+    empty = classes[S_g <= 0]
+    if empty.size:
+        raise ValueError(
+            f"class_weight='balanced' computes class g's weight as S / (K · S_g) from "
+            f"the sample weights, but the rows of class(es) {empty.tolist()} all have "
+            "sample weight 0 (S_g = 0): their class weight is infinite and the "
+            "influences are undefined. Drop those rows (and classes), give them "
+            "positive sample weights, or use class_weight=None or a dict."
+        )
+    return S_g

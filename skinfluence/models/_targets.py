@@ -1,7 +1,43 @@
 """Turning user labels into what a family's loss expects, with clear errors."""
 
+from numbers import Number
+
 import numpy as np
 from sklearn.utils.validation import check_array
+
+
+def check_label_types(y, input_name="y"):
+    """Class labels must be all strings or all numbers (scikit-learn sorts them).
+
+    numpy compares the labels of an object array one by one, which fails with an
+    unclear ``'<' not supported`` for ``None`` or a mix of strings and numbers.
+
+    Parameters
+    ----------
+    y : ndarray
+        Labels, as validated (any shape).
+    input_name : str, default="y"
+        Name in the error message.
+    """
+    if y.dtype != object:
+        return
+    flat = y.ravel()
+    missing = np.flatnonzero([v is None for v in flat])
+    if missing.size:
+        raise ValueError(
+            f"{input_name} contains None (a missing label) at row(s) "
+            f"{missing[:10].tolist()}: classification labels must all be strings or "
+            "all be numbers. Drop those rows or give them a label."
+        )
+    kinds = {"str" if isinstance(v, str) else "number" if isinstance(v, Number)
+             else type(v).__name__ for v in flat}
+    if len(kinds) > 1:
+        found = sorted({type(v).__name__ for v in flat})
+        raise ValueError(
+            f"{input_name} mixes label types {found}: classification labels must all "
+            "be strings or all be numbers, as scikit-learn sorts them. Convert them to "
+            f"one type, e.g. {input_name}.astype(str)."
+        )
 
 
 class ClassLabels:
@@ -15,10 +51,9 @@ class ClassLabels:
         classes = self.classes
         try:
             idx = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
-            known = classes[idx] == y
-        except TypeError:  # labels not comparable with the classes (str vs int)
-            idx, known = np.zeros(n_samples, dtype=int), np.zeros(n_samples, bool)
-        known = np.asarray(known, dtype=bool)
+            known = np.asarray(classes[idx] == y, dtype=bool)
+        except TypeError:  # labels not comparable with the classes (None, str vs int)
+            idx, known = _lookup(classes, y)
         if not np.all(known):
             unseen = list(dict.fromkeys(np.asarray(y)[~known].tolist()))
             raise ValueError(
@@ -26,6 +61,23 @@ class ClassLabels:
                 f"Known classes: {classes.tolist()}."
             )
         return idx
+
+
+def _lookup(classes, y):
+    """Index of each label in ``classes`` by equality, one by one (object labels)."""
+    index = {}
+    for i, c in enumerate(classes.tolist()):
+        index.setdefault(c, i)
+    idx = np.zeros(len(y), dtype=np.intp)
+    known = np.zeros(len(y), dtype=bool)
+    for t, label in enumerate(y.tolist()):
+        try:
+            i = index.get(label)
+        except TypeError:  # unhashable: not a class label
+            i = None
+        if i is not None:
+            idx[t], known[t] = i, True
+    return idx, known
 
 
 class RealTargets:

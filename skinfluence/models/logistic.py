@@ -42,9 +42,16 @@ def logistic_objective(est, X, y, sample_weight, **options):
 
 def logistic_cv_objective(est, X, y, sample_weight, **options):
     """LogisticRegressionCV: the final refit's objective, at the selected ``C_``."""
-    l1_ratio = None if est.l1_ratio_ is None else est.l1_ratio_[0]
+    C, l1_ratio = _selected(est)
     penalty = getattr(est, "penalty", "deprecated")
-    return _objective(est, X, y, sample_weight, est.C_[0], penalty, l1_ratio)
+    return _objective(est, X, y, sample_weight, C, penalty, l1_ratio)
+
+
+def _selected(est):
+    """LogisticRegressionCV's selected (C, l1_ratio): arrays per class, or scalars
+    with ``use_legacy_attributes=False`` (the default from scikit-learn 1.10)."""
+    r = None if est.l1_ratio_ is None else np.ravel(est.l1_ratio_)[0]  # [None]: L2
+    return float(np.ravel(est.C_)[0]), None if r is None else float(r)
 
 
 def _objective(est, X, y, sample_weight, C, penalty, l1_ratio):
@@ -88,6 +95,21 @@ def _objective(est, X, y, sample_weight, C, penalty, l1_ratio):
     )
 
 
+def convergence_hint(est, n_samples):
+    """Settings of ``est`` that reach the optimum of the same objective."""
+    if est.solver == "liblinear":  # its objective (penalised intercept) is its own
+        return "fit it more tightly, e.g. with tol=1e-10, max_iter=10000"
+    if isinstance(est, LogisticRegressionCV):
+        C, l1_ratio = _selected(est)
+    else:
+        l1_ratio, C = est.l1_ratio, est.C
+    mix = _penalty_mix(getattr(est, "penalty", "deprecated"), l1_ratio, C)
+    if mix is not None and mix[1] > 0:  # an L1 part: saga or liblinear only
+        return "fit it more tightly, e.g. with tol=1e-8, max_iter=10000"
+    return ("fit it with solver='newton-cholesky', tol=1e-10 (an exact Newton solver "
+            "of the same objective)")
+
+
 def validate(est):
     """LogisticRegressionCV(refit=False) averages the folds' models: no optimum."""
     if isinstance(est, LogisticRegressionCV) and not est.refit:
@@ -101,3 +123,4 @@ def validate(est):
 # LogisticRegressionCV subclasses LogisticRegression: its entry comes first in the MRO.
 SUPPORTED = {LogisticRegressionCV: logistic_cv_objective,
              LogisticRegression: logistic_objective}
+BALANCED_FROM_SAMPLE_WEIGHT = (LogisticRegression,)  # class_weight="balanced": S/(K·S_g)

@@ -127,6 +127,18 @@ def ridge_classifier_objective(est, X, y, sample_weight, **options):
                               y_index, targets, class_weight)
 
 
+def convergence_hint(est, n_samples):
+    """Settings of ``est`` that reach the optimum of the same objective."""
+    if isinstance(est, LinearRegression):  # least squares, solved exactly
+        return ("LinearRegression is solved exactly, so this points to collinear or "
+                "badly scaled features: standardise X, or use Ridge(alpha=...) or "
+                "InfluenceExplainer(damping=...)")
+    if est.positive:  # lbfgs only
+        return "fit it more tightly, e.g. with tol=1e-10, max_iter=100000"
+    return ("fit it with solver='cholesky' (closed form; on sparse X with an "
+            "intercept: solver='sparse_cg', tol=1e-10)")
+
+
 SUPPORTED = {
     Ridge: ridge_objective,
     LinearRegression: ridge_objective,

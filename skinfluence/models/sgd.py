@@ -316,13 +316,36 @@ def sgd_regressor_objective(est, X, y, sample_weight, **options):
     )
 
 
-CONVERGENCE_HINT = {
-    SGDClassifier: "SGD does not reach the exact optimum: for exact influences fit "
-    "the same objective with LogisticRegression(C=1/(n*alpha)) (binary log_loss), "
-    "or use damping",
-    SGDRegressor: "SGD does not reach the exact optimum: for exact influences fit "
-    "the same objective with Ridge(alpha=n*alpha) (squared_error), or use damping",
-}
+def convergence_hint(est, n_samples):
+    """Where an exact solver of the same objective exists, name it; else fit longer."""
+    exact = _exact_equivalent(est, n_samples)
+    longer = "fit SGD longer, e.g. with max_iter=10000, tol=1e-8, average=True"
+    if exact is None:
+        return f"SGD stops near its optimum, not at it: {longer}"
+    return (f"SGD stops near its optimum, not at it: for exact influences fit the "
+            f"same objective with {exact}, or {longer}")
+
+
+def _exact_equivalent(est, n):
+    """An exact solver of F = (1/n) Σ s_i L + α/2 ‖w‖² (C = 1/(n α)), or None."""
+    kind = str(est.penalty).lower()
+    if kind not in ("l2", "none"):
+        return None
+    C = "np.inf" if kind == "none" else f"{1.0 / (n * est.alpha):.6g}"
+    if isinstance(est, SGDRegressor):
+        if est.loss != "squared_error":
+            return None
+        return ("LinearRegression()" if kind == "none" else
+                f"Ridge(alpha={n * est.alpha:.6g}) (alpha = n·alpha)")
+    if len(est.classes_) != 2 or est.class_weight is not None:
+        return None  # SGD is one-vs-rest with class weights from counts
+    if est.loss == "log_loss":
+        return (f"LogisticRegression(C={C}, solver='newton-cholesky', tol=1e-10) "
+                "(C = 1/(n·alpha))")
+    if est.loss == "hinge" and kind == "l2":
+        return f"SVC(kernel='linear', C={C}) (C = 1/(n·alpha))"
+    return None
+
 
 SUPPORTED = {
     SGDClassifier: sgd_classifier_objective,

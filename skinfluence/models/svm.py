@@ -177,6 +177,17 @@ def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     )
 
 
+def convergence_hint(est, n_samples):
+    """Settings of ``est`` that reach the optimum of the same objective."""
+    if isinstance(est, SVC):
+        return "fit it more tightly, e.g. with tol=1e-8" + (
+            "" if est.max_iter == -1 else ", max_iter=-1")
+    if est.loss == "squared_hinge" and est.dual is not False:
+        return ("fit it with dual=False, tol=1e-10, max_iter=10000 (liblinear's primal "
+                "Newton solver of the same objective)")
+    return "fit it more tightly, e.g. with tol=1e-8, max_iter=100000"
+
+
 def validate(est):
     """Refuse, before fitting, the SVM settings skinfluence does not model."""
     if isinstance(est, SVC) and est.kernel != "linear":
@@ -197,3 +208,4 @@ def _dense(A):
 
 SUPPORTED = {LinearSVC: linear_svc_objective, SVC: svc_objective}
 BINARY_ONLY = (SVC,)  # scikit-learn's multiclass SVC is one-vs-one
+BALANCED_FROM_SAMPLE_WEIGHT = (LinearSVC,)  # liblinear: S / (K · S_g)
