@@ -103,90 +103,143 @@ class CLIError(Exception):
     """A problem with the user's input: reported in one line, exit code 2."""
 
 
+class Table:
+    """A CSV file's header and non-blank rows (lists of stripped strings).
+
+    ``numbers[i]`` is the data row number of ``rows[i]``: records are numbered from 0
+    in file order, the header not counted; blank lines are skipped but keep their
+    number, so the numbering is the one the user sees in the file (row k on line
+    k + 2 when no quoted field spans lines).
+    """
+
+    def __init__(self, path, what, header, rows, numbers, n_records):
+        self.path, self.what = path, what
+        self.header, self.rows, self.numbers = header, rows, numbers
+        self.n_records = n_records
+
+    def __len__(self):
+        return len(self.rows)
+
+
 def _read_table(path, what="data file"):
-    """Header and rows (lists of stripped strings) of a CSV file."""
+    """Read a CSV file into a :class:`Table`; clear errors for unusable files."""
+    import numpy as np
+
+    if os.path.isdir(path):
+        raise CLIError(f"{what} {path} is a directory, not a CSV file")
     if not os.path.isfile(path):
         raise CLIError(f"{what} not found: {path}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = next(reader, None)
-            rows = [row for row in reader if any(cell.strip() for cell in row)]
+            records = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CLIError(f"cannot read {what} {path}: {exc}") from None
     if not header:
         raise CLIError(f"{what} {path} is empty (a header row of column names is "
                        "expected)")
     header = [name.strip() for name in header]
-    if not rows:
+    _check_header(header, path, what)
+    numbers = [i for i, row in enumerate(records) if any(c.strip() for c in row)]
+    if not numbers:
         raise CLIError(f"{what} {path} has a header but no data rows")
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
+    for i in numbers:
+        if len(records[i]) != len(header):
             raise CLIError(
-                f"{what} {path}: data row {i} has {len(row)} fields but the header "
-                f"has {len(header)}"
+                f"{what} {path}: data row {i} has {len(records[i])} fields but the "
+                f"header has {len(header)}"
             )
-    return header, [[cell.strip() for cell in row] for row in rows]
+    rows = [[cell.strip() for cell in records[i]] for i in numbers]
+    return Table(path, what, header, rows, np.asarray(numbers), len(records))
 
 
-def _column(header, rows, name, path):
-    if name not in header:
-        shown = ", ".join(repr(c) for c in header[:12])
-        more = f", ... ({len(header)} columns)" if len(header) > 12 else ""
-        raise CLIError(f"column {name!r} not found in {path}; its columns are: "
+def _check_header(header, path, what):
+    """Refuse unnamed or repeated column names (a column would be read twice)."""
+    seen, repeated = set(), []
+    for name in header:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    if repeated:
+        raise CLIError(f"{what} {path} has duplicated column name(s) "
+                       f"{', '.join(map(repr, repeated[:10]))}; rename them so that "
+                       "every column has its own name")
+    if "" in seen:
+        raise CLIError(f"{what} {path}: column {header.index('') + 1} of the header "
+                       "has no name")
+
+
+def _column(table, name):
+    if name not in table.header:
+        shown = ", ".join(repr(c) for c in table.header[:12])
+        more = (f", ... ({len(table.header)} columns)" if len(table.header) > 12
+                else "")
+        raise CLIError(f"column {name!r} not found in {table.path}; its columns are: "
                        f"{shown}{more}")
-    j = header.index(name)
-    return [row[j] for row in rows]
+    j = table.header.index(name)
+    return [row[j] for row in table.rows]
 
 
-def _numeric_matrix(header, rows, names, path):
-    """The named columns as a float matrix; clear errors for non-numeric cells."""
+def _numeric_matrix(table, names):
+    """The named columns as a float matrix; clear errors for missing or text cells."""
     import numpy as np
 
-    X = np.empty((len(rows), len(names)))
-    bad = []
+    X = np.empty((len(table), len(names)))
     for c, name in enumerate(names):
-        values = _column(header, rows, name, path)
-        for i, cell in enumerate(values):
+        for i, cell in enumerate(_column(table, name)):
+            if cell == "":
+                raise CLIError(
+                    f"missing value in {table.path}: row {table.numbers[i]}, column "
+                    f"{name!r} is empty; fill it in or drop the row or column"
+                )
             try:
                 X[i, c] = float(cell)
             except ValueError:
-                bad.append(f"{name!r} (row {i}: {cell!r})" if cell else
-                           f"{name!r} (row {i}: empty)")
-                break
-    if bad:
-        raise CLIError(
-            f"non-numeric feature column(s) in {path}: {', '.join(bad[:5])}"
-            f"{', ...' if len(bad) > 5 else ''}; only numeric features are supported "
-            "(drop or encode these columns first)"
-        )
+                raise CLIError(
+                    f"non-numeric feature column {name!r} in {table.path} (row "
+                    f"{table.numbers[i]}: {cell!r}); only numeric features are "
+                    "supported (drop or encode this column first)"
+                ) from None
     if not np.all(np.isfinite(X)):
         i, c = np.argwhere(~np.isfinite(X))[0]
-        raise CLIError(f"non-finite value in {path}, column {names[c]!r}, row {i}")
+        raise CLIError(f"non-finite value in {table.path}, column {names[c]!r}, row "
+                       f"{table.numbers[i]}")
     return X
 
 
-def _labels(values, numeric, path, target):
+def _labels(table, target, model):
     """The target column: numbers when they all parse, else strings (classes)."""
     import numpy as np
 
+    values = _column(table, target)
     empty = [i for i, v in enumerate(values) if v == ""]
     if empty:
-        raise CLIError(f"target column {target!r} of {path} has empty cells (row "
-                       f"{empty[0]})")
+        raise CLIError(f"target column {target!r} of {table.path} has a missing "
+                       f"value (row {table.numbers[empty[0]]})")
     try:
         y = np.array([float(v) for v in values])
     except ValueError:
-        if numeric:
-            raise CLIError(f"target column {target!r} of {path} must be numeric for "
-                           "--model ridge") from None
+        if model == "ridge":
+            raise CLIError(f"target column {target!r} of {table.path} must be numeric "
+                           "for --model ridge") from None
         return np.array(values, dtype=object).astype(str)
-    if not numeric and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    return y
+    if model == "ridge":
+        return y
+    if not np.all(np.isfinite(y)):
+        raise CLIError(f"target column {target!r} of {table.path} has a non-finite "
+                       "value")
+    if not np.all(y == np.round(y)):
+        raise CLIError(
+            f"--model {model} needs class labels, but the target {target!r} of "
+            f"{table.path} looks continuous ({len(np.unique(y))} distinct numeric "
+            "values, not all whole numbers); use --model ridge for regression"
+        )
+    return y.astype(np.int64)
 
 
-def _parse_rows(text, n):
+def _parse_rows(text, table):
+    """Positions in ``table.rows`` of the row numbers listed in ``--test-rows``."""
     import numpy as np
 
     rows = []
@@ -201,14 +254,42 @@ def _parse_rows(text, n):
                            f"0,5,9; got {text!r}") from None
     if not rows:
         raise CLIError("--test-rows is empty")
+    n = table.n_records
     out = [r for r in rows if not 0 <= r < n]
     if out:
         raise CLIError(f"--test-rows out of range (the data file has {n} rows, "
                        f"numbered 0 to {n - 1}): {out[:10]}")
     rows = np.unique(rows)
-    if len(rows) >= n:
+    pos = np.searchsorted(table.numbers, rows)
+    blank = rows[table.numbers[np.minimum(pos, len(table) - 1)] != rows]
+    if blank.size:
+        raise CLIError(f"--test-rows {blank[:10].tolist()} of {table.path} are blank "
+                       "lines (blank lines are skipped but keep their row number)")
+    if len(pos) >= len(table):
         raise CLIError("--test-rows holds out every row: nothing is left to train on")
-    return rows
+    return pos
+
+
+def _check_output(args):
+    """Refuse an output that would overwrite an input, or any file without --force."""
+    if args.output is None:
+        return None
+    fmt = os.path.splitext(args.output)[1].lower().lstrip(".")
+    if fmt not in ("csv", "json"):
+        raise CLIError(f"--output must end in .csv or .json; got {args.output!r}")
+    if os.path.isdir(args.output):
+        raise CLIError(f"--output {args.output} is a directory; give a file name")
+    if not os.path.exists(args.output):
+        return fmt
+    for what, path in (("data file", args.data), ("test file", args.test_file)):
+        if path is not None and os.path.exists(path) and \
+                os.path.samefile(args.output, path):
+            raise CLIError(f"--output {args.output} is the {what}: writing the results "
+                           "would destroy it; choose another output file")
+    if not args.force:
+        raise CLIError(f"--output {args.output} already exists; pass --force to "
+                       "overwrite it, or choose another file")
+    return fmt
 
 
 def _build_model(name, C):
@@ -266,36 +347,31 @@ def _run_explain(args):
         raise CLIError(f"--top must be at least 1; got {args.top}")
     if not args.C > 0:
         raise CLIError(f"--C must be positive; got {args.C}")
-    fmt = None
-    if args.output is not None:
-        fmt = os.path.splitext(args.output)[1].lower().lstrip(".")
-        if fmt not in ("csv", "json"):
-            raise CLIError(f"--output must end in .csv or .json; got {args.output!r}")
+    fmt = _check_output(args)
     regression = args.model == "ridge"
 
-    header, rows = _read_table(args.data)
-    y_all = _labels(_column(header, rows, args.target, args.data), regression,
-                    args.data, args.target)
-    features = [c for c in header if c != args.target]
+    data = _read_table(args.data)
+    y_all = _labels(data, args.target, args.model)
+    features = [c for c in data.header if c != args.target]
     if not features:
         raise CLIError(f"{args.data} has no feature columns besides {args.target!r}")
-    X_all = _numeric_matrix(header, rows, features, args.data)
+    X_all = _numeric_matrix(data, features)
 
     if args.test_file is not None:
-        t_header, t_rows = _read_table(args.test_file, "test file")
-        missing = [c for c in [*features, args.target] if c not in t_header]
+        test = _read_table(args.test_file, "test file")
+        missing = [c for c in [*features, args.target] if c not in test.header]
         if missing:
             raise CLIError(f"test file {args.test_file} lacks column(s) "
                            f"{', '.join(map(repr, missing[:10]))} of {args.data}")
-        X_test = _numeric_matrix(t_header, t_rows, features, args.test_file)
-        y_test = _labels(_column(t_header, t_rows, args.target, args.test_file),
-                         regression, args.test_file, args.target)
+        X_test = _numeric_matrix(test, features)
+        y_test = _labels(test, args.target, args.model)
         train_rows = np.arange(len(y_all))
-        test_ids = np.arange(len(y_test))
+        test_ids = test.numbers
     else:
-        test_ids = _parse_rows(args.test_rows, len(y_all))
-        train_rows = np.setdiff1d(np.arange(len(y_all)), test_ids)
-        X_test, y_test = X_all[test_ids], y_all[test_ids]
+        test_pos = _parse_rows(args.test_rows, data)
+        train_rows = np.setdiff1d(np.arange(len(y_all)), test_pos)
+        X_test, y_test = X_all[test_pos], y_all[test_pos]
+        test_ids = data.numbers[test_pos]
     X_train, y_train = X_all[train_rows], y_all[train_rows]
     if not regression:
         unseen = sorted(set(np.unique(y_test).tolist()) - set(y_train.tolist()))
@@ -336,7 +412,7 @@ def _run_explain(args):
                 records.append({
                     "test_row": int(test_id), "test_label": _plain(y_test[t]),
                     "kind": kind, "rank": rank + 1,
-                    "train_row": int(train_rows[j]),
+                    "train_row": int(data.numbers[train_rows[j]]),
                     "train_label": _plain(y_train[j]),
                     "score": float(scores[t, rank]),
                     "loss_change": float(changes[t, rank]),
@@ -396,9 +472,11 @@ example:
       --output influence.csv
 
   fits a logistic regression on every row of patients.csv except rows 0, 5 and 9
-  (rows are numbered from 0, the header not counted), then lists, for each of
+  (rows are numbered from 0, the header not counted; a blank line is skipped but
+  keeps its number, so row k is on line k + 2), then lists, for each of
   those three rows, the 5 training rows that most helped and the 5 that most
-  harmed its prediction, and saves them to influence.csv.
+  harmed its prediction, and saves them to influence.csv (an existing file is
+  overwritten only with --force; the data file never).
 
 output columns:
   test_row      the explained row (of the data file, or of --test-file)
@@ -488,6 +566,9 @@ def build_parser():
                          "actual refits, slower (default: influence)")
     explain.add_argument("--output", metavar="FILE",
                          help="write all results to FILE: .csv or .json")
+    explain.add_argument("--force", action="store_true",
+                         help="overwrite --output if it exists (never the data or "
+                         "test file)")
     explain.add_argument("--no-standardize", dest="standardize",
                          action="store_false",
                          help="fit on the raw features instead of standardised ones")

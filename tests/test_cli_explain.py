@@ -201,7 +201,7 @@ def test_errors(data, tmp_path, capsys):
     bad.write_text("\n".join(lines) + "\n")
     err = _error(capsys, ["explain", str(bad), "--target", "diagnosis", "--test-rows",
                           "0"])
-    assert "non-numeric feature column(s)" in err and "'city' (row 3: 'Paris')" in err
+    assert "non-numeric feature column 'city'" in err and "(row 3: 'Paris')" in err
 
     test = tmp_path / "test.csv"
     test.write_text("f0,f1\n1,2\n")
