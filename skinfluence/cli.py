@@ -138,9 +138,9 @@ class Table:
         return [row[j] for row in self.rows]
 
 
-def _names(columns, limit=12):
-    shown = ", ".join(repr(c) for c in columns[:limit])
-    return shown + (f", ... ({len(columns)} columns)" if len(columns) > limit else "")
+def _names(values, limit=12, noun="columns"):
+    shown = ", ".join(repr(c) for c in values[:limit])
+    return shown + (f", ... ({len(values)} {noun})" if len(values) > limit else "")
 
 
 def _sep_name(sep):
@@ -413,7 +413,7 @@ def _parse_rows(text, table, ids=None):
                 hint = (f" (to give row number {part}, write #{part})"
                         if part.isdigit() else "")
                 raise CLIError(f"--test-rows: no row has ID {part!r}{hint}; IDs in "
-                               f"{table.path} include {_names(ids, 5)}")
+                               f"{table.path} include {_names(ids, 5, 'rows')}")
             pos.append(index[part])
             continue
         try:
@@ -658,20 +658,17 @@ def _run_explain(args):
                     record["train_id"] = ids[train_pos[j]]
                 records.append(record)
 
-    encoded = explainer.estimator_[:-1].get_feature_names_out().tolist()
-    n_cat = kinds.count("categorical")
+    encoded = explainer.estimator_[:-1].get_feature_names_out(features).tolist()
     source = (f"rows of {args.test_file}" if args.test_file is not None else
               f"held-out rows of {args.data}")
-    print(f"{type(model).__name__} on {len(y_train)} training rows x {len(features)} "
-          f"features ({len(features) - n_cat} numeric"
-          f"{', standardised' if args.standardize and n_cat < len(features) else ''}"
-          f", {n_cat} categorical one-hot encoded: {len(encoded)} model inputs"
-          f"{'; missing cells imputed: ' + args.impute if args.impute else ''}); "
-          f"explaining {len(test_rows)} {source} (method={args.method}).")
+    print(f"{type(model).__name__} on {len(y_train)} training rows x "
+          f"{_describe(kinds, len(encoded), args)}; explaining {len(test_rows)} "
+          f"{source} (method={args.method}).")
     print("score: influence on the test loss (> 0 harmful, < 0 helpful); "
           "loss_change: predicted change of the test loss if the training row is "
           "removed.")
     columns = _output_columns(ids is not None)
+    records = [{c: r[c] for c in columns} for r in records]
     _print_table(records, columns, limit=args.top * 2 * 5)
     if args.output is not None:
         _write(records, columns, args.output, fmt, {
@@ -687,6 +684,22 @@ def _run_explain(args):
         })
         print(f"Wrote {len(records)} rows to {args.output}.")
     return 0
+
+
+def _describe(kinds, n_encoded, args):
+    """"6 features (4 numeric standardised, 2 categorical one-hot: 9 inputs)"."""
+    n_num, n_cat = kinds.count("numeric"), kinds.count("categorical")
+    parts = []
+    if n_num:
+        parts.append(f"{n_num} numeric{' standardised' if args.standardize else ''}")
+    if n_cat:
+        parts.append(f"{n_cat} categorical one-hot encoded")
+    text = f"{len(kinds)} features ({', '.join(parts)}"
+    if n_encoded != len(kinds):
+        text += f": {n_encoded} model inputs"
+    if args.impute:
+        text += f"; missing cells imputed ({args.impute})"
+    return text + ")"
 
 
 def _output_columns(with_ids):
