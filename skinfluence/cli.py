@@ -615,8 +615,12 @@ def _run_explain(args):
     if not regression:
         unseen = sorted(set(np.unique(y_test).tolist()) - set(y_train.tolist()))
         if unseen:
+            n_values = len(np.unique(y_all))
+            hint = (f"; the target has {n_values} distinct numeric values: if it is a "
+                    "quantity rather than a class, use --model ridge"
+                    if y_all.dtype.kind in "iuf" and n_values > 10 else "")
             raise CLIError(f"test label(s) {unseen[:10]} do not occur in the training "
-                           "rows")
+                           f"rows{hint}")
     if args.top > len(y_train):
         raise CLIError(f"--top {args.top} exceeds the {len(y_train)} training rows")
     _warn_identifiers(data, features, kinds)
@@ -659,18 +663,9 @@ def _run_explain(args):
                 records.append(record)
 
     encoded = explainer.estimator_[:-1].get_feature_names_out(features).tolist()
-    source = (f"rows of {args.test_file}" if args.test_file is not None else
-              f"held-out rows of {args.data}")
-    print(f"{type(model).__name__} on {len(y_train)} training rows x "
-          f"{_describe(kinds, len(encoded), args)}; explaining {len(test_rows)} "
-          f"{source} (method={args.method}).")
-    print("score: influence on the test loss (> 0 harmful, < 0 helpful); "
-          "loss_change: predicted change of the test loss if the training row is "
-          "removed.")
     columns = _output_columns(ids is not None)
     records = [{c: r[c] for c in columns} for r in records]
-    _print_table(records, columns, limit=args.top * 2 * 5)
-    if args.output is not None:
+    if args.output is not None:  # before printing: a closed pipe must not lose it
         _write(records, columns, args.output, fmt, {
             "data": args.data, "target": args.target, "model": args.model,
             "C": args.C, "method": args.method, "standardized": args.standardize,
@@ -682,6 +677,16 @@ def _run_explain(args):
             "encoded_features": encoded, "id_column": args.id_column,
             "impute": args.impute, "separator": data.sep,
         })
+    source = (f"rows of {args.test_file}" if args.test_file is not None else
+              f"held-out rows of {args.data}")
+    print(f"{type(model).__name__} on {len(y_train)} training rows x "
+          f"{_describe(kinds, len(encoded), args)}; explaining {len(test_rows)} "
+          f"{source} (method={args.method}).")
+    print("score: influence on the test loss (> 0 harmful, < 0 helpful); "
+          "loss_change: predicted change of the test loss if the training row is "
+          "removed.")
+    _print_table(records, columns, limit=args.top * 2 * 5)
+    if args.output is not None:
         print(f"Wrote {len(records)} rows to {args.output}.")
     return 0
 
@@ -894,7 +899,14 @@ def main(argv=None):
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # e.g. `skinfluence explain ... | head`: stop quietly
+        try:  # and keep Python's exit-time flush from raising again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
 
 
 if __name__ == "__main__":

@@ -130,6 +130,14 @@ def test_continuous_target_with_a_classifier(table, tmp_path, capsys):
         assert "24 distinct numeric values" in err and "--model ridge" in err
     assert main(["explain", str(path), "--target", "value", "--test-rows", "0",
                  "--model", "ridge"]) == 0
+    capsys.readouterr()
+
+    # whole numbers with many values (an age, a price): a class never seen in training
+    rows = [[*x, 20 + i] for i, x in enumerate(X)]
+    path = _write(tmp_path / "ages.csv", ["a", "b", "age"], rows)
+    err = _error(capsys, ["explain", str(path), "--target", "age", "--test-rows", "0"])
+    assert "test label(s) [20] do not occur" in err
+    assert "24 distinct numeric values" in err and "--model ridge" in err
 
 
 def test_missing_value_names_row_and_column(table, tmp_path, capsys):
@@ -141,3 +149,18 @@ def test_missing_value_names_row_and_column(table, tmp_path, capsys):
                           "0"])
     assert "missing value" in err and "row 3, column 'b'" in err
     assert "non-numeric" not in err
+
+
+def test_output_is_written_before_printing(table, tmp_path, monkeypatch):
+    """`... | head` closes stdout early: the output file is complete all the same."""
+    import skinfluence.cli as cli
+
+    def closed_pipe(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_print_table", closed_pipe)
+    path, _, _ = table
+    out = tmp_path / "out.csv"
+    assert main(["explain", str(path), "--target", "label", "--test-rows", "0,1",
+                 "--top", "2", "--output", str(out)]) == 0
+    assert len(list(csv.DictReader(open(out, newline="")))) == 8
