@@ -5,6 +5,7 @@ Also available as ``python -m skinfluence``.
 
 import argparse
 import csv
+import io
 import json
 import os
 import sys
@@ -157,7 +158,8 @@ def _sniff_separator(sample, complete, path, what):
     best = None
     for rank, sep in enumerate(SEPARATORS):
         try:
-            records = [r for r in csv.reader(sample.splitlines(), delimiter=sep)
+            records = [r for r in csv.reader(io.StringIO(sample, newline=""),
+                                             delimiter=sep)
                        if any(cell.strip() for cell in r)]
         except csv.Error:
             continue
@@ -207,7 +209,7 @@ def _read_table(path, what="data file", sep=None):
         sep = _sniff_separator(text[:SNIFF_BYTES], len(text) <= SNIFF_BYTES, path,
                                what)
     try:
-        reader = csv.reader(text.splitlines(keepends=True), delimiter=sep)
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
         header = next(reader)
         records = list(reader)
     except csv.Error as exc:

@@ -238,3 +238,20 @@ def test_identifier_like_text_column_warns(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'patient' has a different value on every row" in err
     assert "--id-column" in err
+
+
+def test_cells_with_line_breaks_and_odd_whitespace(tmp_path):
+    """Only \\n and \\r end records; quoted line breaks, form feeds and U+2028 in a
+    cell stay in it."""
+    frame = _frame(24, seed=3)
+    frame["city"] = np.where(np.arange(24) % 3 == 0, "Saint\u2028Malo",
+                             np.where(np.arange(24) % 3 == 1, "Brest\x0cNord",
+                                      "Caen\nOuest"))
+    path = _write(frame, tmp_path / "p.csv", ";")
+    out = tmp_path / "out.json"
+    assert main(["explain", str(path), "--target", "status", "--id-column",
+                 "patient", "--test-rows", "P-005", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["encoded_features"][2:5] == ["city_Brest\x0cNord", "city_Caen\nOuest",
+                                               "city_Saint\u2028Malo"]
+    assert {r["train_row"] for r in result["results"]} <= set(range(24))
