@@ -194,14 +194,12 @@ def test_errors(data, tmp_path, capsys):
     assert ".csv or .json" in err
 
     lines = (tmp_path / "data.csv").read_text().splitlines()
-    lines[0] += ",city"
-    lines[1:] = [line + (",Paris" if i == 3 else ",1") for i, line in
-                 enumerate(lines[1:])]
+    lines[3] = lines[3].replace(lines[3].split(",")[0], "abc", 1)
     bad = tmp_path / "text.csv"
-    bad.write_text("\n".join(lines) + "\n")
-    err = _error(capsys, ["explain", str(bad), "--target", "diagnosis", "--test-rows",
-                          "0"])
-    assert "non-numeric feature column(s)" in err and "'city' (row 3: 'Paris')" in err
+    bad.write_text("\n".join(lines[:4]) + "\n")
+    err = _error(capsys, [*base, "--test-file", str(bad)])  # f0 numeric in training
+    assert "column 'f0' is numeric in the data file but row 2 of" in err
+    assert "holds 'abc'" in err
 
     test = tmp_path / "test.csv"
     test.write_text("f0,f1\n1,2\n")
@@ -231,5 +229,6 @@ def test_help_has_an_example():
         [sys.executable, "-m", "skinfluence", "explain", "--help"],
         capture_output=True, text=True, check=True,
     )
-    assert "example:" in result.stdout and "--test-rows 0,5,9" in result.stdout
+    assert "example:" in result.stdout and "--test-rows P-001,P-017" in result.stdout
     assert "standardised" in result.stdout and "loss_change" in result.stdout
+    assert "one-hot" in result.stdout and "--impute" in result.stdout
