@@ -388,7 +388,7 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
             if y_fit is None:
                 y_fit = _training_targets(explainer) if y_train is None else y_train
             X_step = _with_rows(X_in, rows, Xcur)
-            current = clone(explainer).fit(X_step, y_fit, sample_weight=sw)
+            current = _refit_explainer(explainer).fit(X_step, y_fit, sample_weight=sw)
             Jt_step = None if Jt is None else _affine_input_map(
                 current, X_step, current._objective.X, "training_set_attack")[0]
             g = gradients(current, Jt_step, rows)
@@ -570,12 +570,22 @@ def refit_loss_change(explainer, X_train, y_train, X, y, *, test_loss=None):
     check_is_fitted(explainer)
     _check_refittable(explainer)
     X, y = _test_point(X, y)
-    refit = clone(explainer).fit(X_train, y_train, sample_weight=explainer.sample_weight_)
+    refit = _refit_explainer(explainer).fit(X_train, y_train,
+                                            sample_weight=explainer.sample_weight_)
     return _test_losses(refit, X, y, test_loss) - _test_losses(explainer, X, y, test_loss)
 
 
+def _refit_explainer(explainer):
+    """An unfitted copy of ``explainer`` around the model it explained.
+
+    ``clone(explainer.estimator_)`` rather than ``explainer.estimator``: parameters set
+    after fit (``set_params(estimator__C=100)``) describe another model.
+    """
+    return clone(explainer).set_params(estimator=clone(explainer.estimator_))
+
+
 def _check_refittable(explainer):
-    if isinstance(explainer.estimator, FrozenEstimator):
+    if isinstance(explainer.estimator_, FrozenEstimator):
         raise ValueError(
             "The explainer's estimator is a FrozenEstimator, which ignores refits: "
             "refit checks and multi-step attacks need an unfrozen estimator."

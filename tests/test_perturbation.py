@@ -353,3 +353,33 @@ def test_frozen_estimator_cannot_be_refitted(binary_data):
         refit_loss_change(explainer, attack.X, y, Xt[0], yt[0])
     with pytest.raises(ValueError, match="FrozenEstimator"):
         training_set_attack(explainer, Xt[0], yt[0], n_steps=2)
+
+
+def test_refit_check_uses_the_explained_model_not_later_parameters():
+    from sklearn.base import clone
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from skinfluence import InfluenceExplainer
+    from skinfluence.perturbation import refit_loss_change
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:200, :5]
+    y = y[:200]
+    model = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-12)
+    ex = InfluenceExplainer(model).fit(X[:150], y[:150])
+    X_moved = X[:150].copy()
+    X_moved[3] += 0.5
+    expected = refit_loss_change(ex, X_moved, y[:150], X[150:160], y[150:160])
+    ex.set_params(estimator__C=100.0)  # not refitted: the scores still describe C=1
+    after = refit_loss_change(ex, X_moved, y[:150], X[150:160], y[150:160])
+    np.testing.assert_allclose(after, expected, rtol=1e-9, atol=1e-12)
+    # the oracle: sklearn refits at C=1 (set_params changed ``model`` itself)
+    assert model.C == 100.0
+    fit0 = clone(model).set_params(C=1.0).fit(X[:150], y[:150])
+    fit1 = clone(model).set_params(C=1.0).fit(X_moved, y[:150])
+    rows = np.arange(10)
+    p0 = fit0.predict_proba(X[150:160])[rows, y[150:160]]
+    p1 = fit1.predict_proba(X[150:160])[rows, y[150:160]]
+    np.testing.assert_allclose(after, np.log(p0) - np.log(p1), rtol=1e-6, atol=1e-9)
