@@ -16,9 +16,9 @@ estimator has).
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from . import logistic, ridge, sgd, svm
+from . import lasso, logistic, ridge, sgd, svm
 
-_FAMILIES = (logistic, svm, ridge, sgd)
+_FAMILIES = (logistic, svm, ridge, sgd, lasso)
 
 
 def supported_estimators():
