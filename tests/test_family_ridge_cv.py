@@ -91,7 +91,8 @@ def test_influences_match_refits_at_alpha_(config_id):
     p, t = len(explainer.params_), len(y_test)
     pred = np.hstack([explainer.param_influence(),
                       explainer.loss_influence(X_test, y_test).T,
-                      explainer.loss_influence(X_test, test_loss=FirstOutput()).T])
+                      explainer.loss_influence(X_test, y_test,
+                                               test_loss=FirstOutput()).T])
     errors = []
     for j in (2, 50):
         fd = oracle.derivative(j, lambda m: np.r_[
