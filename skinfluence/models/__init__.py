@@ -16,9 +16,9 @@ estimator has).
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from . import lasso, logistic, ridge, ridge_cv, sgd, svm
+from . import glm, lasso, logistic, ridge, ridge_cv, sgd, svm
 
-_FAMILIES = (logistic, svm, ridge, sgd, lasso, ridge_cv)
+_FAMILIES = (logistic, svm, ridge, sgd, lasso, ridge_cv, glm)
 
 
 def supported_estimators():

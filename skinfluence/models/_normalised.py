@@ -12,7 +12,11 @@ skinfluence writes this as ``R = F`` with every row's "class weight" ``c = n/S``
 :class:`~skinfluence._objective.LinearObjective`). Up-weighting row j therefore also
 shrinks every other row's share, i.e. strengthens the penalty relative to the data:
 ``n ∂(∇R)/∂s_j = c (∇L_j − (1/S) Σ_i s_i ∇L_i) = c (∇L_j + ∇P(θ̂))`` at the optimum.
-Removing row j refits with ``c' = n / (S − s_j)`` (``removal_row_weight``).
+Removing row j refits with ``c' = n / (S − s_j)`` (``removal_row_weight``); one
+Newton removal step then uses the Hessian at c (its O(s_j/S) change is left to
+``method="exact"``, as for "balanced" class weights). Unpenalised (α = 0), the
+minimiser does not depend on c at all: c is then held constant, and the Newton step
+is the textbook one (Pregibon's one-step for GLMs).
 """
 
 import numpy as np
@@ -35,12 +39,18 @@ fixed
                  l1_penalty, *, targets, fixed=None):
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
         n, total = X.shape[0], sample_weight.sum()
+        # Without a penalty the minimiser does not depend on the scale c: then c is
+        # a constant (the removals' Newton step downdates H exactly).
+        penalised = np.any(np.asarray(quad_penalty) != 0) or \
+            np.any(np.asarray(l1_penalty) != 0)
         super().__init__(
             loss, coef, intercept, X, y, sample_weight, np.full(n, n / total),
             quad_penalty, l1_penalty, targets=targets,
-            weight_jacobian=np.array([[-n / total**2]]),  # ∂c/∂s_j, c = n/S
-            groups=np.zeros(n, dtype=np.intp), fixed=fixed,
+            weight_jacobian=np.array([[-n / total**2]]) if penalised else None,
+            groups=np.zeros(n, dtype=np.intp) if penalised else None, fixed=fixed,
         )
+        if not penalised:
+            self.removal_row_weight = None  # the default removal weights
 
     def removal_row_weight(self, removed):
         """Row weights s_i c' of R without the rows ``removed``: c' = n / (S − S_removed).
