@@ -16,9 +16,9 @@ estimator has).
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from . import glm, lasso, logistic, ridge, ridge_cv, sgd, svm
+from . import bayes, glm, lasso, logistic, ridge, ridge_cv, sgd, svm
 
-_FAMILIES = (logistic, svm, ridge, sgd, lasso, ridge_cv, glm)
+_FAMILIES = (logistic, svm, ridge, sgd, lasso, ridge_cv, glm, bayes)
 
 
 def supported_estimators():
