@@ -17,6 +17,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from . import bayes, glm, lasso, logistic, ridge, ridge_cv, sgd, svm
+from .refused import refusal
 
 _FAMILIES = (logistic, svm, ridge, sgd, lasso, ridge_cv, glm, bayes)
 
@@ -103,6 +104,9 @@ def objective_builder(estimator):
                 if hasattr(fam, "validate"):
                     fam.validate(est)  # settings the family cannot model: fail early
                 return fam.SUPPORTED[cls]
+    reason = refusal(est)
+    if reason is not None:  # a known model: say why, and what to use instead
+        raise TypeError(f"InfluenceExplainer cannot explain it: {reason}")
     raise TypeError(
         f"InfluenceExplainer does not support {type(est).__name__}: influence "
         "functions are computed in closed form for linear models with a smooth "

@@ -46,6 +46,7 @@ from sklearn.linear_model import (
 from ._losses import SquaredErrorLoss
 from ._normalised import NormalisedWeightObjective
 from ._targets import RealTargets
+from .refused import refusal
 
 
 def _penalty(est):
@@ -103,12 +104,7 @@ def enet_objective(est, X, y, sample_weight, **options):
 def validate(est):
     """Refuse the MultiTask variants and jittered LARS fits before fitting."""
     if isinstance(est, MultiTaskElasticNet):  # MultiTaskLasso subclasses it
-        raise TypeError(
-            f"{type(est).__name__} is not supported yet (needs its group penalty "
-            "Σ_j ‖W_{:,j}‖₂, whose Hessian couples the outputs, and a group active "
-            "set). Fit one Lasso/ElasticNet per target (or Lasso on a 2-D y, which "
-            "penalises each target separately) to explain it."
-        )
+        raise TypeError(refusal(est))
     if isinstance(est, (LassoLars, LassoLarsCV)) and \
             getattr(est, "jitter", None) is not None:
         raise TypeError(
