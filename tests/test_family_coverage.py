@@ -2,6 +2,7 @@
 or refused with a TypeError that says why; nothing else happens."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import all_estimators
 
 from skinfluence import InfluenceExplainer, supported_estimators
+from skinfluence.models import support_table
 from skinfluence.models.refused import REFUSED
 
 SVMS = {"LinearSVR", "SVR", "LinearSVC", "SVC"}
@@ -63,3 +65,21 @@ def test_the_walk_is_partitioned_by_the_registries():
     assert not set(supported_estimators()) & refused
     print(f"{len(names & set(supported_estimators()))} supported, "
           f"{len(names & refused)} refused of {len(names)}")
+
+
+def _block(path, start, end):
+    text = (Path(__file__).parents[1] / path).read_text(encoding="utf-8")
+    body = text[text.index(start):text.index(end)]
+    return body[body.index("\n") + 1:]
+
+
+def test_docs_show_the_generated_support_table():
+    """README and user guide tables are support_table()'s output, not hand-kept:
+    regenerate them with skinfluence.models.support_table("markdown" / "rst")."""
+    readme = _block("README.md", "<!-- support-table:start", "<!-- support-table:end")
+    assert readme.strip() == support_table("markdown")
+    guide = _block("docs/user_guide.rst", ".. support-table:start",
+                   ".. support-table:end")
+    rows = [line.strip() for line in guide.splitlines()
+            if line.startswith("   ") and not line.strip().startswith(":")]
+    assert "\n".join(rows) == support_table("rst")

@@ -72,3 +72,12 @@ def convergence_hint(est, n_samples):
 
 
 SUPPORTED = {BayesianRidge: bayes_objective, ARDRegression: bayes_objective}
+
+#: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
+DESCRIPTION = {
+    (BayesianRidge, ARDRegression): (
+        "squared error (y − z)²: the posterior mean",
+        "L2 `lambda_/alpha_` (per feature for ARD; precisions held fixed); ARD's "
+        "pruned features held at 0", "unpenalised",
+        "≤ 9e-10 (vs fixed-precision ridge refits)"),
+}

@@ -132,3 +132,15 @@ SUPPORTED = {
     LassoLarsCV: enet_objective,
     LassoLars: enet_objective,
 }
+
+#: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
+DESCRIPTION = {
+    (Lasso, ElasticNet, LassoCV, ElasticNetCV): (
+        "½ (y − z)²; 2-D y: one problem per target",
+        "L1 + L2 (`alpha`, `l1_ratio`) on the active set; CV: at `alpha_`, "
+        "`l1_ratio_`; weights normalised", "unpenalised", "≤ 4e-10; exact LOO 3e-10"),
+    (LassoLars, LassoLarsCV, LassoLarsIC): (
+        "½ (y − z)² (no sample weights in `fit`)",
+        "L1 on the active set; at `alpha_`; IC: one-sided at its knot",
+        "unpenalised", "≤ 4e-11 (IC: one-sided 3e-8)"),
+}

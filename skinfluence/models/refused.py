@@ -12,6 +12,7 @@ from sklearn.linear_model import (
     LarsCV,
     MultiTaskElasticNet,
     MultiTaskElasticNetCV,
+    MultiTaskLasso,
     MultiTaskLassoCV,
     OrthogonalMatchingPursuit,
     OrthogonalMatchingPursuitCV,
@@ -60,8 +61,9 @@ REFUSED = {
     PassiveAggressiveRegressor: f"{_NO_OBJECTIVE}: its online corrections do not "
                                 "descend a regularised objective. Use "
                                 "SGDRegressor(loss='epsilon_insensitive')",
-    Perceptron: f"{_NO_OBJECTIVE} with curvature: the perceptron criterion "
-                "max(0, −m) is piecewise linear and unregularised. Use "
+    Perceptron: "is not the optimum of a training objective with curvature: the "
+                "perceptron criterion max(0, −m) is piecewise linear and "
+                "unregularised, so influence functions do not apply. Use "
                 "SGDClassifier(loss='hinge') or LogisticRegression",
     HuberRegressor: "is not supported yet (needs its scale σ as a parameter of θ and "
                     "the rows at the Huber threshold as kinks); meanwhile use "
@@ -79,10 +81,19 @@ REFUSED = {
                  "labelled row)",
     SGDOneClassSVM: "is not supported yet (needs the one-class objective with its "
                     "fitted offset)",
-    MultiTaskElasticNet: _MULTITASK,  # MultiTaskLasso subclasses it
+    MultiTaskElasticNet: _MULTITASK,
+    MultiTaskLasso: _MULTITASK,
     MultiTaskElasticNetCV: _MULTITASK,
     MultiTaskLassoCV: _MULTITASK,
 }
+
+
+#: How the support table groups the refused estimators (first matching phrase).
+KINDS = (("not the optimum of a training objective",
+          "refused: not the optimum of a training objective"),
+         ("not supported yet", "not supported yet (see the error message for what "
+                               "each needs)"),
+         ("not supported", "not supported"))
 
 
 def refusal(estimator):
