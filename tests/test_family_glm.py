@@ -240,3 +240,14 @@ EXPECTED_FAILED = {
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_penalised_glm_diagnostics_run_and_newton_is_close_to_exact():
+    explainer, oracle, _, _ = case("gamma-gamma-sw")
+    frame = explainer.summary_frame()
+    assert np.isfinite(frame[["leverage", "cooks_distance"]].to_numpy()).all()
+    assert (frame["leverage"] > 0).all() and (frame["leverage"] < 1).all()
+    newton = explainer.param_change([3, 50], method="newton")
+    exact = explainer.param_change([3, 50], method="exact")
+    # the Newton step keeps the Hessian at the full data's normalisation: O(1/n)
+    assert max_rel_error(newton[0], exact[0]) < 5e-2

@@ -259,3 +259,26 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_clone_of_config_is_unfitted():  # the module-level estimators stay unfitted
     for _, estimator, _, _ in CONFIGS.values():
         assert not hasattr(clone(estimator), "coef_")
+
+
+def test_group_removal_renormalises_the_weights():
+    """group_influence(method="exact") of an ElasticNet = refits without the group
+    (the weights of the remaining rows re-normalised, as scikit-learn does)."""
+    X, y, X_test, y_test = dataset("diabetes")
+    sw = weights("random", X.shape[0])
+    estimator = ElasticNet(alpha=0.05, l1_ratio=0.5, **TIGHT)
+    explainer = InfluenceExplainer(estimator).fit(X, y, sample_weight=sw)
+    groups = [np.arange(0, 12), np.arange(100, 106)]
+    oracle = EstimatorRefit(estimator, X, y, sw)
+    base = half_squared_error(explainer.estimator_, X_test[:20], y_test[:20])
+    got = explainer.group_influence(groups, X_test[:20], y_test[:20], method="exact")
+    compared = 0
+    for g, rows in enumerate(groups):
+        keep = np.setdiff1d(np.arange(X.shape[0]), rows)
+        refit = oracle.fit(sw[keep], rows=keep)
+        if not np.array_equal(params_of(refit) == 0, explainer.params_ == 0):
+            continue  # the active set moved: not comparable
+        actual = half_squared_error(refit, X_test[:20], y_test[:20]) - base
+        assert max_rel_error(got[:, g], actual) <= 1e-6
+        compared += 1
+    assert compared >= 1
