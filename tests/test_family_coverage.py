@@ -45,6 +45,7 @@ def test_supported_or_refused_with_reason(name, cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # default tolerances
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated defaults
         try:
             # damping: SGD's hinge with default settings saturates (a singular H)
             explainer = InfluenceExplainer(_make(cls), damping=1e-8).fit(X, y)
