@@ -138,7 +138,7 @@ DESCRIPTION = {
     (Lasso, ElasticNet, LassoCV, ElasticNetCV): (
         "½ (y − z)²; 2-D y: one problem per target",
         "L1 + L2 (`alpha`, `l1_ratio`) on the active set; CV: at `alpha_`, "
-        "`l1_ratio_`; weights normalised", "unpenalised", "≤ 4e-10; exact LOO 3e-10"),
+        "`l1_ratio_`; weights normalised", "unpenalised", "≤ 1.2e-9; exact LOO 3e-10"),
     (LassoLars, LassoLarsCV, LassoLarsIC): (
         "½ (y − z)² (no sample weights in `fit`)",
         "L1 on the active set; at `alpha_`; IC: one-sided at its knot",
