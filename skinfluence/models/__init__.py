@@ -10,7 +10,9 @@ untouched. Optional: ``BINARY_ONLY``, classes explained for two classes only;
 from the sample weights; ``validate(estimator)``, raising TypeError before fitting for
 settings the family cannot model; ``convergence_hint(fitted_estimator, n_samples)``,
 what to tell users whose model is not at an optimum (naming only parameters the
-estimator has).
+estimator has). ``DESCRIPTION`` (loss, penalty, intercept, measured error vs refits
+per group of classes) generates the support table of the README and the user guide
+(``support_table``). Estimators refused with a reason live in :mod:`.refused`.
 """
 
 from sklearn.frozen import FrozenEstimator
