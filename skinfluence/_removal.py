@@ -489,6 +489,9 @@ def removal_weights(objective, removed):
     Their own weights are zero; with "balanced" class weights every class weight is
     recomputed without them, c'_g = S'/(K S'_g), as the refit does.
     """
+    recompute = getattr(objective, "removal_row_weight", None)
+    if recompute is not None:  # a family's own recipe (normalised sample weights)
+        return recompute(removed)
     W = objective.row_weight.copy()
     if objective.weight_jacobian is not None:
         s, g = objective.sample_weight, objective.groups

@@ -10,20 +10,62 @@ untouched. Optional: ``BINARY_ONLY``, classes explained for two classes only;
 from the sample weights; ``validate(estimator)``, raising TypeError before fitting for
 settings the family cannot model; ``convergence_hint(fitted_estimator, n_samples)``,
 what to tell users whose model is not at an optimum (naming only parameters the
-estimator has).
+estimator has). ``DESCRIPTION`` (loss, penalty, intercept, measured error vs refits
+per group of classes) generates the support table of the README and the user guide
+(``support_table``). Estimators refused with a reason live in :mod:`.refused`.
 """
 
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from . import logistic, ridge, sgd, svm
+from . import bayes, glm, lasso, logistic, ridge, ridge_cv, sgd, svm
+from .refused import KINDS, REFUSED, refusal
 
-_FAMILIES = (logistic, svm, ridge, sgd)
+_FAMILIES = (logistic, svm, ridge, sgd, lasso, ridge_cv, glm, bayes)
 
 
 def supported_estimators():
     """Names of the estimator classes skinfluence can explain."""
     return sorted(cls.__name__ for fam in _FAMILIES for cls in fam.SUPPORTED)
+
+
+def support_table(fmt="markdown"):
+    """The support table of the README and the user guide, from the family modules.
+
+    Each family module's ``DESCRIPTION`` gives, per group of estimators, the loss,
+    the penalty, how the intercept is treated and the measured agreement with
+    refits; refused estimators follow with their reason (:mod:`.refused`).
+
+    Parameters
+    ----------
+    fmt : {"markdown", "rst"}, default="markdown"
+        A Markdown table, or the body of an RST ``csv-table``.
+
+    Returns
+    -------
+    table : str
+    """
+    header = ("estimator", "loss (the default test loss)", "penalty",
+              "intercept", "relative error vs refits")
+    rows = []
+    for fam in _FAMILIES:
+        for classes, cells in fam.DESCRIPTION.items():
+            rows.append((", ".join(f"`{c.__name__}`" for c in classes), *cells))
+    groups = {kind: [] for _, kind in KINDS}
+    for cls, reason in REFUSED.items():
+        kind = next(k for phrase, k in KINDS if phrase in reason)
+        groups[kind].append(f"`{cls.__name__}`")
+    rows += [(", ".join(names), kind, "", "", "") for kind, names in groups.items()]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    if fmt == "rst":
+        def cell(text):
+            return '"' + text.replace("`", "``").replace('"', '""') + '"'
+        return "\n".join(", ".join(cell(c) for c in row)
+                         for row in [header, *rows])
+    raise ValueError(f"fmt must be 'markdown' or 'rst'; got {fmt!r}.")
 
 
 def binary_only(estimator):
@@ -103,6 +145,9 @@ def objective_builder(estimator):
                 if hasattr(fam, "validate"):
                     fam.validate(est)  # settings the family cannot model: fail early
                 return fam.SUPPORTED[cls]
+    reason = refusal(est)
+    if reason is not None:  # a known model: say why, and what to use instead
+        raise TypeError(f"InfluenceExplainer cannot explain it: {reason}")
     raise TypeError(
         f"InfluenceExplainer does not support {type(est).__name__}: influence "
         "functions are computed in closed form for linear models with a smooth "

@@ -124,3 +124,12 @@ def validate(est):
 SUPPORTED = {LogisticRegressionCV: logistic_cv_objective,
              LogisticRegression: logistic_objective}
 BALANCED_FROM_SAMPLE_WEIGHT = (LogisticRegression,)  # class_weight="balanced": S/(K·S_g)
+
+#: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
+DESCRIPTION = {
+    (LogisticRegression, LogisticRegressionCV): (
+        "log-loss (binary; multinomial softmax)",
+        "L2, none; L1 / elastic-net on the active set; CV: the refit at `C_`",
+        "unpenalised; liblinear: penalised (`intercept_scaling`)",
+        "≤ 2e-11 (newton solvers), ~1e-6 (lbfgs), 6e-7 (saga L1)"),
+}

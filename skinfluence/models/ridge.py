@@ -144,3 +144,11 @@ SUPPORTED = {
     LinearRegression: ridge_objective,
     RidgeClassifier: ridge_classifier_objective,
 }
+
+#: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
+DESCRIPTION = {
+    (Ridge, LinearRegression, RidgeClassifier): (
+        "squared error (y − z)²; classifier: ±1 targets; multi-output",
+        "L2 `alpha` (per target); `positive=True` on the active set",
+        "unpenalised", "≤ 1.4e-8"),
+}

@@ -351,3 +351,11 @@ SUPPORTED = {
     SGDClassifier: sgd_classifier_objective,
     SGDRegressor: sgd_regressor_objective,
 }
+
+#: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
+DESCRIPTION = {
+    (SGDClassifier, SGDRegressor): (
+        "their convex losses (hinge / ε-insensitive smoothed)",
+        "L2, L1, elastic-net (mean objective)", "unpenalised",
+        "not an optimum: the Newton step from the SGD weights (warned)"),
+}

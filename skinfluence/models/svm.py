@@ -209,3 +209,12 @@ def _dense(A):
 SUPPORTED = {LinearSVC: linear_svc_objective, SVC: svc_objective}
 BINARY_ONLY = (SVC,)  # scikit-learn's multiclass SVC is one-vs-one
 BALANCED_FROM_SAMPLE_WEIGHT = (LinearSVC,)  # liblinear: S / (K · S_g)
+
+#: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
+DESCRIPTION = {
+    (LinearSVC,): ("squared hinge (default) or hinge; one-vs-rest",
+                   "L2; L1 on the active set", "penalised (`intercept_scaling`)",
+                   "liblinear's floor (tests/test_family_svm.py)"),
+    (SVC,): ("hinge (exact, pinned margin rows, or smoothed); binary, linear kernel",
+             "L2", "unpenalised", "libsvm's float32 kernel floor (~1e-5)"),
+}

@@ -1,0 +1,104 @@
+"""Estimators skinfluence refuses, each with the reason and what to use instead.
+
+Two kinds: models that are **not the optimum of a training objective** (a point on a
+path, a greedy selection, a consensus over random subsets, online corrections), for
+which influence functions do not apply; and models that do minimise an objective but
+are **not supported yet**, with what that needs.
+"""
+
+from sklearn.linear_model import (
+    HuberRegressor,
+    Lars,
+    LarsCV,
+    MultiTaskElasticNet,
+    MultiTaskElasticNetCV,
+    MultiTaskLasso,
+    MultiTaskLassoCV,
+    OrthogonalMatchingPursuit,
+    OrthogonalMatchingPursuitCV,
+    PassiveAggressiveClassifier,
+    PassiveAggressiveRegressor,
+    Perceptron,
+    QuantileRegressor,
+    RANSACRegressor,
+    SGDOneClassSVM,
+    TheilSenRegressor,
+)
+from sklearn.svm import SVR, LinearSVR, NuSVC, NuSVR, OneClassSVM
+
+_NO_OBJECTIVE = ("is not the optimum of a training objective, so influence functions "
+                 "(derivatives of an optimum) do not apply")
+
+_MULTITASK = ("is not supported yet (needs its group penalty Σ_j ‖W_{:,j}‖₂, whose "
+              "Hessian couples the outputs, and a group active set); fit one "
+              "Lasso/ElasticNet per target (or Lasso on a 2-D y)")
+
+_EPSILON = ("is not supported yet (needs the ε-insensitive loss with the rows on the "
+            "tube's edges pinned, as for the exact hinge); meanwhile use "
+            "SGDRegressor(loss='epsilon_insensitive'), explained with a smoothed loss")
+
+#: class → why it is refused and what to use instead (completes "… <Name> …").
+REFUSED = {
+    Lars: f"{_NO_OBJECTIVE}: LARS stops its path after n_nonzero_coefs steps. Use "
+          "LassoLars(alpha=...) or Lasso, which are the optimum of the Lasso objective",
+    LarsCV: f"{_NO_OBJECTIVE}: LARS stops its path at a selected step. Use "
+            "LassoLarsCV or LassoCV",
+    OrthogonalMatchingPursuit: f"{_NO_OBJECTIVE}: it selects features greedily. Use "
+                               "Lasso/LassoCV, or LinearRegression on the selected "
+                               "features",
+    OrthogonalMatchingPursuitCV: f"{_NO_OBJECTIVE}: it selects features greedily. Use "
+                                 "LassoCV, or LinearRegression on the selected features",
+    RANSACRegressor: f"{_NO_OBJECTIVE}: it fits its base estimator on a random "
+                     "consensus subset of the rows. Explain the base model on its "
+                     "inliers: InfluenceExplainer(FrozenEstimator(ransac.estimator_))"
+                     ".fit(X[ransac.inlier_mask_], y[ransac.inlier_mask_])",
+    TheilSenRegressor: f"{_NO_OBJECTIVE}: it is the spatial median of least-squares "
+                       "fits on random subsets. Use a robust loss with an objective, "
+                       "e.g. SGDRegressor(loss='huber')",
+    PassiveAggressiveClassifier: f"{_NO_OBJECTIVE}: its online corrections do not "
+                                 "descend a regularised objective. Use "
+                                 "SGDClassifier(loss='hinge') or LinearSVC",
+    PassiveAggressiveRegressor: f"{_NO_OBJECTIVE}: its online corrections do not "
+                                "descend a regularised objective. Use "
+                                "SGDRegressor(loss='epsilon_insensitive')",
+    Perceptron: "is not the optimum of a training objective with curvature: the "
+                "perceptron criterion max(0, −m) is piecewise linear and "
+                "unregularised, so influence functions do not apply. Use "
+                "SGDClassifier(loss='hinge') or LogisticRegression",
+    HuberRegressor: "is not supported yet (needs its scale σ as a parameter of θ and "
+                    "the rows at the Huber threshold as kinks); meanwhile use "
+                    "SGDRegressor(loss='huber') (fixed threshold, no scale)",
+    QuantileRegressor: "is not supported yet (needs the linear program's solution "
+                       "path: the pinball loss has no curvature, so the derivative is "
+                       "zero almost everywhere and only removals are informative)",
+    LinearSVR: _EPSILON,
+    SVR: _EPSILON,
+    NuSVR: "is not supported yet (needs the ν-parametrised ε-tube, whose width is "
+           "itself fitted)",
+    NuSVC: "is not supported yet (needs the ν-parametrised margin, whose offset is "
+           "itself fitted); use SVC(kernel='linear')",
+    OneClassSVM: "is not supported (an unsupervised model: no training loss per "
+                 "labelled row)",
+    SGDOneClassSVM: "is not supported yet (needs the one-class objective with its "
+                    "fitted offset)",
+    MultiTaskElasticNet: _MULTITASK,
+    MultiTaskLasso: _MULTITASK,
+    MultiTaskElasticNetCV: _MULTITASK,
+    MultiTaskLassoCV: _MULTITASK,
+}
+
+
+#: How the support table groups the refused estimators (first matching phrase).
+KINDS = (("not the optimum of a training objective",
+          "refused: not the optimum of a training objective"),
+         ("not supported yet", "not supported yet (see the error message for what "
+                               "each needs)"),
+         ("not supported", "not supported"))
+
+
+def refusal(estimator):
+    """Why ``estimator`` is refused (a sentence), or None when it is not listed."""
+    for cls in type(estimator).__mro__:
+        if cls in REFUSED:
+            return f"{type(estimator).__name__} {REFUSED[cls]}."
+    return None
