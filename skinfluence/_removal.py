@@ -422,6 +422,9 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100)
     (n, p_free), {row: reason} for rows that did not converge).
     """
     _check_supported(objective)
+    refusal = getattr(objective, "exact_removal_refusal", None)
+    if refusal is not None:  # a family without an exact removal path says why
+        raise NotImplementedError(refusal)
     if objective.train_dz is not None:  # the hinge: follow the solution path
         steps, _ = hinge_exact_steps(objective)
         failed = {int(j): "the hinge solution path has no unique continuation (e.g. "

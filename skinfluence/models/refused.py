@@ -24,7 +24,7 @@ from sklearn.linear_model import (
     SGDOneClassSVM,
     TheilSenRegressor,
 )
-from sklearn.svm import SVR, LinearSVR, NuSVC, NuSVR, OneClassSVM
+from sklearn.svm import NuSVC, NuSVR, OneClassSVM
 
 _NO_OBJECTIVE = ("is not the optimum of a training objective, so influence functions "
                  "(derivatives of an optimum) do not apply")
@@ -32,10 +32,6 @@ _NO_OBJECTIVE = ("is not the optimum of a training objective, so influence funct
 _MULTITASK = ("is not supported yet (needs its group penalty Σ_j ‖W_{:,j}‖₂, whose "
               "Hessian couples the outputs, and a group active set); fit one "
               "Lasso/ElasticNet per target (or Lasso on a 2-D y)")
-
-_EPSILON = ("is not supported yet (needs the ε-insensitive loss with the rows on the "
-            "tube's edges pinned, as for the exact hinge); meanwhile use "
-            "SGDRegressor(loss='epsilon_insensitive'), explained with a smoothed loss")
 
 #: class → why it is refused and what to use instead (completes "… <Name> …").
 REFUSED = {
@@ -71,8 +67,6 @@ REFUSED = {
     QuantileRegressor: "is not supported yet (needs the linear program's solution "
                        "path: the pinball loss has no curvature, so the derivative is "
                        "zero almost everywhere and only removals are informative)",
-    LinearSVR: _EPSILON,
-    SVR: _EPSILON,
     NuSVR: "is not supported yet (needs the ν-parametrised ε-tube, whose width is "
            "itself fitted)",
     NuSVC: "is not supported yet (needs the ν-parametrised margin, whose offset is "
