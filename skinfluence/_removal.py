@@ -519,7 +519,7 @@ def newton_refine(objective, solver, rows, delta, tol, max_iter):
     each iterate, backtracking on the gradient norm. Returns (step, converged)."""
     removed = copy.copy(objective)
     removed.row_weight = removal_weights(objective, np.atleast_1d(rows))
-    basis = getattr(solver, "basis", None)
+    basis = solver.basis
     free = objective.free
     full = objective.params.copy()
 
@@ -686,7 +686,7 @@ def _balanced_group_steps(objective, solver, hessian, members):
             "group_influence(method='newton') for a hinge SVM with "
             "class_weight='balanced' is not supported yet."
         )
-    basis = getattr(solver, "basis", None)
+    basis = solver.basis
     steps = np.empty((len(members), hessian.shape[0]))
     for g, rows in enumerate(members):
         removed = copy.copy(objective)
@@ -778,7 +778,7 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
         direct = releases or strategy == "direct" or (strategy == "auto" and m >= p)
         if direct:
             basis = (_released_basis(objective, rows) if releases
-                     else getattr(solver, "basis", None))
+                     else solver.basis)
             step = _direct_step(hessian, basis, U, DG, bG, n)
         else:
             step = _woodbury_step(solver, U, DG, bG, n)

@@ -41,6 +41,7 @@ from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._scoring import check_result_size
 from ._utils import check_indices, dense, model_input
 from .models import pipeline_of
 
@@ -147,7 +148,9 @@ def perturbation_influence(explainer, X, y, indices=None, *, space="model",
     if space == "input" and pipeline_of(explainer.estimator_) is not None:
         Jt = _affine_input_map(explainer, X, Xv, "perturbation_influence")[0]
     d = obj.n_features if Jt is None else Jt.shape[0]
-    _check_result_size(explainer, (Xv.shape[0], len(rows), d))
+    check_result_size((Xv.shape[0], len(rows), d), explainer.max_result_bytes,
+                      hint="Pass fewer training rows (indices) or test rows per call, "
+                      "or raise max_result_bytes.")
     V = _solved_test_gradients(explainer, Xv, y_enc, loss)
     return _contract(obj, V, rows, Jt)
 
@@ -156,19 +159,6 @@ def _solved_test_gradients(explainer, Xv, y_enc, loss):
     """V = H⁻¹ ∇θL(z_t)ᵀ, (p_free, n_test), for model-space test inputs Xv."""
     G = dense(explainer.risk_.test_gradients(Xv, y_enc, loss))  # (n_test, p_free)
     return explainer.hessian_solver_.solve(G.T)
-
-
-def _check_result_size(explainer, shape):
-    """MemoryError when a float64 array of ``shape`` exceeds max_result_bytes."""
-    size = 8 * int(np.prod(shape))
-    limit = explainer.max_result_bytes
-    if limit is not None and size > limit:
-        raise MemoryError(
-            f"The result would be a {' × '.join(map(str, shape))} float64 array "
-            f"({size / 2**30:.2f} GiB), above max_result_bytes={limit}. Pass fewer "
-            "training rows (indices) or test rows per call, or raise "
-            "max_result_bytes."
-        )
 
 
 def _check_differentiable(obj):
