@@ -3,16 +3,21 @@
 
 import ast
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skinfluence import InfluenceExplainer
+from skinfluence import InfluenceExplainer, models
 from skinfluence._hessian import HessianSolver, choose_solver, make_solver
+from skinfluence._objective import LinearObjective
+from skinfluence.models._losses import SquaredErrorLoss
+from skinfluence.models._targets import RealTargets
 
 PACKAGE = Path(__file__).resolve().parents[1] / "skinfluence"
 
@@ -130,3 +135,67 @@ def test_analyses_use_only_the_public_api():
     modules = [p for p in PACKAGE.glob("*.py") if p.name != "explainer.py"]
     reads = [r for p in modules for r in _private_explainer_reads(p)]
     assert reads == []
+
+
+# -- a model family added through models/ only (docs/architecture.rst's example) --------
+class QuadraticRegressor(RegressorMixin, BaseEstimator):
+    """Σ_i s_i (y_i − w·x_i − b)² + α‖w‖², solved in closed form (a test-only model)."""
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+
+    def fit(self, X, y, sample_weight=None):
+        X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+        n, d = X.shape
+        s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+        Xt = np.c_[X, np.ones(n)]
+        A = Xt.T @ (s[:, None] * Xt) + np.diag(np.r_[np.full(d, self.alpha), 0.0])
+        theta = np.linalg.solve(A, Xt.T @ (s * y))
+        self.coef_, self.intercept_, self.n_features_in_ = theta[:d], theta[d], d
+        return self
+
+    def predict(self, X):
+        return np.asarray(X, dtype=float) @ self.coef_ + self.intercept_
+
+
+def quadratic_objective(est, X, y, sample_weight, **options):
+    """R(θ) = F / n: squared loss, penalty 2α/n on w (½ θᵀ diag(q) θ)."""
+    n, d = X.shape
+    targets = RealTargets(1)
+    quad = np.r_[np.full(d, 2 * est.alpha / n), 0.0]  # the intercept is free
+    return LinearObjective(
+        SquaredErrorLoss(), np.atleast_2d(est.coef_),
+        np.atleast_1d(est.intercept_), X, targets.encode(y, n), sample_weight,
+        np.ones(n), quad, np.zeros(d + 1), targets=targets,
+    )
+
+
+def test_a_family_added_in_models_only(monkeypatch):
+    """Registering a builder is all a new family needs: the explainer, solvers,
+    scoring and removals work unchanged. Oracle: the test model's own refits."""
+    family = SimpleNamespace(SUPPORTED={QuadraticRegressor: quadratic_objective})
+    monkeypatch.setattr(models, "_FAMILIES", (*models._FAMILIES, family))
+    X, y = load_diabetes(return_X_y=True)
+    X, y, Xt, yt = X[:60], y[:60], X[400:405], y[400:405]
+    model = QuadraticRegressor(alpha=0.5)
+    ex = InfluenceExplainer(model).fit(X, y)
+    assert ex.optimality_ < 1e-8
+    before = (model.fit(X, y).predict(Xt) - yt) ** 2
+    rows = [0, 7, 31]
+    for j in rows:  # removing row j: the Newton step is the exact refit (quadratic)
+        keep = np.arange(60) != j
+        after = (QuadraticRegressor(alpha=0.5).fit(X[keep], y[keep]).predict(Xt)
+                 - yt) ** 2
+        np.testing.assert_allclose(ex.leave_one_out(Xt, yt, method="newton")[:, j],
+                                   after - before, rtol=1e-8, atol=1e-6)
+    eps = 1e-6  # n · dL/ds_j by central differences of weighted refits
+    for j in rows:
+        loss = []
+        for sign in (1, -1):
+            s = np.ones(60)
+            s[j] += sign * eps
+            pred = QuadraticRegressor(alpha=0.5).fit(X, y, sample_weight=s).predict(Xt)
+            loss.append((pred - yt) ** 2)
+        fd = 60 * (loss[0] - loss[1]) / (2 * eps)
+        np.testing.assert_allclose(ex.loss_influence(Xt, yt)[:, j], fd, rtol=1e-5,
+                                   atol=1e-5 * np.abs(fd).max())
