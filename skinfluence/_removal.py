@@ -32,6 +32,10 @@ or every weighted row gone, an unpenalised direction left flat, the remaining ro
 separable along unpenalised parameters). Those removals, and those whose Newton step
 is undefined or whose iterations do not converge, are NaN with one
 ``NoOptimumWarning``; removals of rows without weight are exactly 0 (``settle``).
+
+Groups of rows (``group_steps``: the same Newton step with the group's joint leverage,
+or a direct factorisation of the downdated Hessian, and the exact refit; formulas in
+:mod:`skinfluence.groups`, which is their public face) are removed here too.
 """
 
 import copy
