@@ -254,8 +254,8 @@ def profile_pieces(args, explainer, X_test, y_test, rng):
 
     from skinfluence._parallel import batch_slices
 
-    obj = explainer._objective
-    train = explainer._train_rows
+    obj = explainer.risk_
+    train = explainer._scorer.train_rows
     solver = explainer.hessian_solver_
     n_test, n_train = args.n_test, train.shape[0]
     slices = batch_slices(n_test, explainer.batch_size, 8 * n_train)
@@ -264,7 +264,7 @@ def profile_pieces(args, explainer, X_test, y_test, rng):
     def validate():
         Xv = validate_data(explainer, X_test, reset=False, accept_sparse="csr",
                            dtype=np.float64)
-        return Xv, explainer._encode(y_test, Xv.shape[0])
+        return Xv, explainer.risk_.targets.encode(y_test, Xv.shape[0])
 
     Xv, yidx = validate()
     G = obj.test_gradients(Xv, yidx)

@@ -297,7 +297,7 @@ class Internals:
     """The pieces of the explainer's objective the prototypes need (single output)."""
 
     def __init__(self, explainer, X_test, y_test, y_sign):
-        obj = explainer._objective
+        obj = explainer.risk_
         self.y_sign = y_sign
         assert obj.n_outputs == 1 and obj.free.all()
         self.explainer, self.obj = explainer, obj
@@ -446,7 +446,7 @@ def run_hinge(kind, C, data, n_jobs, fd):
     margin_train = signed(y, base.classes_) * base.decision_function(X)
     warm, _ = fit_explainer(est, X, y, smoothing=0.0)  # warm-up (imports, pools)
     warm.leave_one_out(Xt, yt)
-    beta0 = np.abs(warm._objective.training_dz()[:, 0])  # β_j = α_j / (C s_j c_j)
+    beta0 = np.abs(warm.risk_.training_dz()[:, 0])  # β_j = α_j / (C s_j c_j)
     support, margin_sv = beta0 > 1e-6, (beta0 > 1e-6) & (beta0 < 1 - 1e-6)
 
     theta_loo, z_loo, wall = loo_refits(est, X, y, Xt, n_jobs)

@@ -1,6 +1,7 @@
 """Hessian solvers: apply H⁻¹ to many right-hand sides.
 
-A solver is built once at fit time from the objective's Hessian and then answers
+A solver is built once at fit time from the objective's Hessian (``make_solver``, which
+also applies the "auto" rule, ``choose_solver``) and then answers
 ``solve(B) = H⁻¹ B`` for blocks of vectors. Some directions are held fixed: flat
 directions of R (a softmax's shift invariance), along which fitted solutions carry no
 component, and constraints that stay active under a small re-weighting (an exact
@@ -22,6 +23,13 @@ from scipy.linalg import (
     solve_triangular,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+#: "auto" factorises the Hessian up to this many free parameters.
+AUTO_CHOLESKY_MAX = 4096
+
+#: Beyond that, "auto" solves in data space when its float32 n × n system fits here.
+AUTO_WOODBURY_BYTES = 2**31
 
 #: Above this 1-norm condition number of H + λI, round-off may be amplified: warn.
 CONDITION_WARN = 1e10
@@ -66,7 +74,61 @@ def _norm_1(A):
     return np.abs(A).sum(axis=0).max(initial=0.0)
 
 
-class CholeskySolver:
+class HessianSolver:
+    """What every solver of ``H + λI`` offers (``hessian_solver_``).
+
+    Attributes
+    ----------
+    name : str
+        The ``hessian_solver`` option that builds it.
+    reason : str
+        Why it was chosen (the "auto" rule, or the user's choice).
+    condition_number_ : float
+        1-norm condition number of ``H + λI`` (NaN where it is not computed).
+    inverse : ndarray of shape (p_free, p_free) or None
+        The dense inverse on the complement of the fixed directions, when formed.
+    basis : ndarray of shape (p_free, m) or None
+        Orthonormal basis of that complement, when formed (None: all directions).
+    hessian : ndarray of shape (p_free, p_free) or None
+        The undamped Hessian H, when formed ("cholesky").
+    """
+
+    name = None
+    reason = None
+    condition_number_ = np.nan
+    inverse = None
+    basis = None
+    hessian = None
+
+    def solve(self, B):
+        """(H + λI)⁻¹ B on the complement of the fixed directions, B (p,) or (p, m)."""
+        raise NotImplementedError
+
+    def leverages(self):
+        """Leverage of every training row read off the solver's factor, or None.
+
+        None when the solver has no cheaper way than solving for each row's output
+        Jacobians (the explainer then does that).
+        """
+        return None
+
+    def damped_hessian(self):
+        """The dense ``H + λI`` (p_free, p_free) the solver factorised.
+
+        Raises
+        ------
+        NotImplementedError
+            For the solvers that never form the p × p Hessian.
+        """
+        raise NotImplementedError(
+            "This needs the factorised Hessian: refit the explainer with "
+            "hessian_solver='cholesky' (exact leave-one-out and group removals "
+            "need the p × p Hessian, which the \"cg\", \"woodbury\" and "
+            "\"lissa\" solvers never form)."
+        )
+
+
+class CholeskySolver(HessianSolver):
     """Dense Cholesky factorisation of ``H + damping·I`` (exact, for moderate p).
 
     Parameters
@@ -94,6 +156,7 @@ class CholeskySolver:
     name = "cholesky"
 
     def __init__(self, hessian, fixed_directions, damping=0.0):
+        self.hessian, self.damping = hessian, damping  # H + λI on demand, no copy
         A = hessian + damping * np.eye(hessian.shape[0])
         try:
             A = self._factorise(A, fixed_directions)
@@ -113,7 +176,7 @@ class CholeskySolver:
                 "and is set to zero. Use smoothing > 0 or damping > 0 for a smooth "
                 "answer.",
                 SingularHessianWarning,
-                stacklevel=3,
+                stacklevel=4,  # the explainer's fit, through make_solver
             )
             unit = np.zeros((A.shape[0], flat.size))
             unit[flat, np.arange(flat.size)] = 1.0
@@ -146,7 +209,7 @@ class CholeskySolver:
                 "stronger penalty (smaller C, larger alpha), or, for a smoothed "
                 "hinge, a larger smoothing.",
                 SingularHessianWarning,
-                stacklevel=3,
+                stacklevel=4,  # the explainer's fit, through make_solver
             )
 
     def _factorise(self, A, fixed_directions):
@@ -174,6 +237,10 @@ class CholeskySolver:
         """H⁻¹ B on the complement of the fixed directions."""
         return self.inverse @ B
 
+    def damped_hessian(self):
+        """The dense ``H + λI`` (p_free, p_free), formed on demand."""
+        return self.hessian + self.damping * np.eye(self.hessian.shape[0])
+
 
 def _refuse_pinned(objective, name):
     """Iterative solvers do not hold an exact hinge's margin rows fixed."""
@@ -185,7 +252,7 @@ def _refuse_pinned(objective, name):
         )
 
 
-class ConjugateGradientSolver:
+class ConjugateGradientSolver(HessianSolver):
     """Matrix-free preconditioned conjugate gradients on ``H + damping·I``.
 
     Never forms H: each iteration is one Hessian-vector product per block of
@@ -209,7 +276,6 @@ class ConjugateGradientSolver:
     """
 
     name = "cg"
-    condition_number_ = np.nan  # not estimated without factorising
 
     def __init__(self, objective, fixed_directions, damping=0.0, *, tol=1e-10,
                  max_iter=None):
@@ -401,7 +467,7 @@ PANEL = 2048
 WOODBURY_FLOAT64_BYTES = 2**29
 
 
-class WoodburySolver:
+class WoodburySolver(HessianSolver):
     """Data-space solve for wide data (p ≫ n): an n × n system, never a p × p one.
 
     For a single-output model ``H = diag(a) + X̃ᵀ W X̃`` on the free parameters, with
@@ -435,7 +501,6 @@ class WoodburySolver:
     """
 
     name = "woodbury"
-    condition_number_ = np.nan  # not estimated
 
     def __init__(self, objective, damping=0.0, *, tol=1e-10, max_iter=None):
         if objective.n_outputs != 1:
@@ -591,6 +656,86 @@ class WoodburySolver:
         if self._intercept:  # v_b = (g_b − mᵀ v_w) / c, m = σ μ
             x[pc] = (B[pc] - self._sigma * (self._mu @ x[:pc])) / self._c
         return x[:, 0] if vector else x
+
+
+def choose_solver(name, objective, damping):
+    """The solver to build, and why: ``(name, reason)``; "auto" applies its rule.
+
+    "auto": "cholesky" up to ``AUTO_CHOLESKY_MAX`` free parameters (and always for the
+    exact hinge, whose pinned rows only it holds); beyond, "woodbury" for one output,
+    fewer training rows than parameters and a quadratic term on every coefficient,
+    when its float32 n × n system fits in ``AUTO_WOODBURY_BYTES``; else "cg".
+    """
+    if name != "auto":
+        return name, f"hessian_solver={name!r} was requested"
+    p = int(objective.free.sum())
+    if objective.pinned is not None and objective.pinned.any():
+        return "cholesky", "auto: the exact hinge pins rows, which only it holds"
+    if p <= AUTO_CHOLESKY_MAX:
+        return "cholesky", f"auto: {p} free parameters <= {AUTO_CHOLESKY_MAX}"
+    n, d = objective.X.shape
+    penalised = np.all((objective.quad_penalty[:d] + damping)[objective.free[:d]] > 0)
+    if (objective.n_outputs == 1 and n < p and penalised
+            and 4 * n * n <= AUTO_WOODBURY_BYTES):
+        return "woodbury", (f"auto: {p} free parameters > {AUTO_CHOLESKY_MAX}, "
+                            f"{n} training rows fewer, one output, L2 on every "
+                            "coefficient")
+    return "cg", f"auto: {p} free parameters > {AUTO_CHOLESKY_MAX}, no data-space solve"
+
+
+def make_solver(name, objective, damping, *, tol=1e-10, max_iter=None,
+                lissa_params=None, random_state=None):
+    """The solver of ``H + damping·I`` for ``objective`` (the registry of solvers).
+
+    Parameters
+    ----------
+    name : {"auto", "cholesky", "cg", "woodbury", "lissa"}
+        As ``InfluenceExplainer(hessian_solver=...)``; "auto": ``choose_solver``.
+    objective : LinearObjective
+        The fitted risk.
+    damping : float
+        λ ≥ 0.
+    tol, max_iter : float, int or None
+        Conjugate gradients' settings ("cg", "woodbury").
+    lissa_params : dict or None
+        LiSSA's settings (``scale``, ``depth``, ``repeats``, ``batch_size``).
+    random_state : int, RandomState instance or None
+        Seeds LiSSA (drawn from only when "lissa" is built).
+
+    Returns
+    -------
+    solver : HessianSolver
+        With ``name`` and ``reason`` set.
+    """
+    name, reason = choose_solver(name, objective, damping)
+    if name == "woodbury":
+        solver = WoodburySolver(objective, damping, tol=tol, max_iter=max_iter)
+    elif name == "cg":
+        solver = ConjugateGradientSolver(objective, objective.fixed_directions(),
+                                         damping, tol=tol, max_iter=max_iter)
+    elif name == "lissa":
+        seed = check_random_state(random_state).randint(2**31 - 1)
+        solver = LissaSolver(objective, objective.fixed_directions(), damping,
+                             random_state=seed, **(lissa_params or {}))
+    else:
+        hessian = objective.hessian()
+        if not np.all(np.isfinite(hessian)):
+            raise ValueError(
+                "The Hessian of the training objective is not finite (NaN or inf): "
+                "the fit diverged or overflowed, and influences would be NaN. "
+                "Standardise X (e.g. StandardScaler), use a stronger penalty, or "
+                "for SGD a smaller learning rate (eta0), and check the model's "
+                "coef_ and intercept_."
+            )
+        try:
+            solver = CholeskySolver(hessian, objective.fixed_directions(), damping)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (training data: n_samples={objective.X.shape[0]}, "
+                f"n_params={objective.n_params})"
+            ) from None
+    solver.reason = reason
+    return solver
 
 
 def _physical_memory():

@@ -32,17 +32,22 @@ or every weighted row gone, an unpenalised direction left flat, the remaining ro
 separable along unpenalised parameters). Those removals, and those whose Newton step
 is undefined or whose iterations do not converge, are NaN with one
 ``NoOptimumWarning``; removals of rows without weight are exactly 0 (``settle``).
+
+Groups of rows (``group_steps``: the same Newton step with the group's joint leverage,
+or a direct factorisation of the downdated Hessian, and the exact refit; formulas in
+:mod:`skinfluence.groups`, which is their public face) are removed here too.
 """
 
 import copy
 import warnings
+from numbers import Integral
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
 
 from ._hessian import complement_basis
+from ._utils import dense
 from .models._losses import (
     BinomialLoss,
     MultinomialLoss,
@@ -312,7 +317,7 @@ def _downdate_parts(objective, solver):
     M = np.empty((n, k, k))
     for start in range(0, n, _ROW_BATCH):
         rows = slice(start, min(start + _ROW_BATCH, n))
-        U = [_dense(u) for u in objective.output_jacobians(X[rows])]
+        U = [dense(u) for u in objective.output_jacobians(X[rows])]
         US = [u @ S for u in U]
         A = np.stack([np.stack([np.einsum("ip,ip->i", US[a], U[b]) for b in range(k)],
                                axis=1) for a in range(k)], axis=1)  # U_jᵀ H⁻¹ U_j
@@ -376,14 +381,14 @@ def newton_steps(objective, solver, hessian, parts=None):
         steps = np.full((n, S.shape[0]), np.nan)
         for rows in _row_batches(n, k):
             rows = rows[~indefinite[rows]]
-            U = [_dense(u) for u in objective.output_jacobians(X[rows])]
+            U = [dense(u) for u in objective.output_jacobians(X[rows])]
             g = _removal_gradients(objective, rows, np.zeros((len(rows), S.shape[0])))
             steps[rows] = -_chord(objective, S, D, M, rows, U, g[:, objective.free])
         return steps, M
     w = objective.class_weight * objective.training_dz()
     q, indefinite = newton_weights(M, w)
     q[indefinite] = 0.0
-    G = _dense(objective.row_gradients(X, q))  # U_j q_j
+    G = dense(objective.row_gradients(X, q))  # U_j q_j
     steps = solver.solve(G.T).T
     steps[indefinite] = np.nan
     if objective.pinned is not None and objective.pinned.any():
@@ -399,7 +404,7 @@ def _release_pins(objective, S, H, G, steps):
     k = objective.n_outputs
     onehot = np.zeros((len(rows), k))
     onehot[np.arange(len(rows)), outputs] = 1.0
-    A = _dense(objective.row_gradients(objective.X[rows], onehot)).T  # (p, m) pins
+    A = dense(objective.row_gradients(objective.X[rows], onehot)).T  # (p, m) pins
     U = A @ np.linalg.pinv(A.T @ A)  # column i ⟂ every pin but i
     U /= np.linalg.norm(U, axis=0)
     V = U - S @ (H @ U)  # v = (I − S H) u
@@ -443,7 +448,7 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100)
     for rows in _row_batches(n, k):
         rows = rows[todo[rows]]
         delta = steps[rows].copy()
-        U = [_dense(u) for u in objective.output_jacobians(X[rows])]
+        U = [dense(u) for u in objective.output_jacobians(X[rows])]
         active = np.ones(len(rows), dtype=bool)
         last = np.full(len(rows), np.inf)
         for _ in range(max_iter):
@@ -524,7 +529,7 @@ def newton_refine(objective, solver, rows, delta, tol, max_iter):
     each iterate, backtracking on the gradient norm. Returns (step, converged)."""
     removed = copy.copy(objective)
     removed.row_weight = removal_weights(objective, np.atleast_1d(rows))
-    basis = getattr(solver, "basis", None)
+    basis = solver.basis
     free = objective.free
     full = objective.params.copy()
 
@@ -612,8 +617,305 @@ def shifted_loss_change(loss, Z, y, shift):
     return new - loss.value_grad(Z, y)[0][:, None]
 
 
-def _dense(M):
-    return M.toarray() if sp.issparse(M) else np.asarray(M)
+# -- groups of rows (the formulas: skinfluence.groups) ---------------------------------
+def check_not_everything(objective, members):
+    """No model exists without every weighted training row: refuse such a group."""
+    alive = weighted_rows(objective)
+    for g, rows in enumerate(members):
+        if alive[rows].sum() == alive.sum():
+            raise ValueError(
+                f"group {g} holds every training row with positive weight: no model "
+                "exists without it, so its removal has no refit to estimate. Remove "
+                "it from groups (or use method='influence' for the first-order sum)."
+            )
+
+
+def group_steps(objective, solver, hessian, members, method):
+    """θ̂_{−G} − θ̂ estimated for every group (n_groups, p_free).
+
+    ``method`` "newton" (``newton_group_steps``) or "exact" (``exact_group_steps``).
+    Groups of rows without weight get exactly 0 (R is unchanged); groups whose
+    removal leaves no optimum (``_removal.removal_defects``), an indefinite Newton
+    step, or iterations that do not converge get NaN, with one
+    ``NoOptimumWarning`` naming them.
+    """
+    defects = removal_defects(objective, members)
+    todo = [g for g in range(len(members)) if g not in defects]
+    steps = np.full((len(members), int(objective.free.sum())), np.nan)
+    if todo:
+        some = [members[g] for g in todo]
+        if method == "exact":
+            found, failed = exact_group_steps(objective, solver, hessian, some)
+        else:
+            found = newton_group_steps(objective, solver, hessian, some)
+            failed = {i: INDEFINITE for i in np.flatnonzero(np.isnan(found).any(1))}
+        steps[todo] = found
+        defects.update({todo[i]: reason for i, reason in failed.items()})
+    return settle(objective, members, steps, defects, "group")
+
+
+def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
+                      max_iter=100):
+    """θ̂_{−G} − θ̂ over the free parameters for every group (n_groups, p_free).
+
+    Newton steps on R without the group (``newton_refine``) from its one-step
+    estimate (from θ̂ where that step is undefined). Returns (steps, {position:
+    reason} for groups that did not converge). Groups of rows without weight are
+    not iterated.
+    """
+    if objective.train_dz is not None:
+        raise NotImplementedError(
+            "group_influence(method='exact') for the hinge loss is not supported "
+            "yet: removing support vectors moves other rows across the margin, which "
+            "needs active-set steps. Use method='newton'."
+        )
+    steps = newton_group_steps(objective, solver, hessian, members)
+    steps[~np.isfinite(steps).all(axis=1)] = 0.0  # no Newton step: start from θ̂
+    scale = max(1.0, np.abs(objective.params).max(initial=0.0))
+    alive = weighted_rows(objective)
+    failed = {}
+    for g, rows in enumerate(members):
+        if not alive[rows].any():
+            continue
+        steps[g], ok = newton_refine(objective, solver, rows, steps[g], tol * scale,
+                                     max_iter)
+        if not ok:
+            failed[g] = f"did not converge within max_iter={max_iter}"
+    return steps, failed
+
+
+def _balanced_group_steps(objective, solver, hessian, members):
+    """Newton steps when removing rows recomputes every class weight ("balanced").
+
+    The objective without the group differs from R on every row, not by a low-rank
+    term: its gradient and Hessian at θ̂ (at the recomputed class weights) are
+    formed directly and solved on the complement of the fixed directions.
+    """
+    if objective.train_dz is not None:
+        raise NotImplementedError(
+            "group_influence(method='newton') for a hinge SVM with "
+            "class_weight='balanced' is not supported yet."
+        )
+    basis = solver.basis
+    steps = np.empty((len(members), hessian.shape[0]))
+    for g, rows in enumerate(members):
+        removed = copy.copy(objective)
+        removed.row_weight = removal_weights(objective, rows)
+        # H without the group = the (damped) H plus the Hessian of the weight change
+        change = copy.copy(objective)
+        change.row_weight = removed.row_weight - objective.row_weight
+        change.quad_penalty = np.zeros_like(objective.quad_penalty)
+        H, grad = hessian + change.hessian(), removed.gradient()
+        if basis is not None:
+            H, grad = basis.T @ H @ basis, basis.T @ grad
+        try:
+            step = _cholesky_solve(np.linalg.cholesky(H), grad)
+        except np.linalg.LinAlgError:
+            steps[g] = np.nan
+            continue
+        steps[g] = -(basis @ step if basis is not None else step)
+    return steps
+
+
+def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
+    """Δθ_G over the free parameters for every group, shape (n_groups, p_free).
+
+    Parameters
+    ----------
+    objective : LinearObjective
+        The explained objective.
+    solver : object
+        The factorised (damped) Hessian; ``solve(B)`` applies H⁻¹ on the complement
+        of the fixed directions, ``basis`` is that complement (or None).
+    hessian : ndarray of shape (p_free, p_free) or None
+        The damped Hessian ``solver`` factorised; None for an iterative solver,
+        which takes the "woodbury" strategy (not available with class weights
+        computed from the sample weights).
+    members : list of ndarray of int
+        Validated row indices of each group.
+    strategy : {"auto", "woodbury", "direct"}, default="auto"
+        "auto": Woodbury when ``|G|·k < p_free`` (its cost m³ + p²m against the p³
+        of a new factorisation), otherwise "direct". Groups releasing pinned rows
+        always use "direct".
+
+    Returns
+    -------
+    steps : ndarray of shape (n_groups, p_free)
+        NaN rows for groups whose downdated Hessian is not positive definite (no
+        warning here: ``group_steps`` reports them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import Ridge
+    >>> from skinfluence import InfluenceExplainer
+    >>> from skinfluence._removal import newton_group_steps
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> e = InfluenceExplainer(Ridge()).fit(X[:100], y[:100])
+    >>> solver = e.hessian_solver_
+    >>> args = (e.risk_, solver, solver.damped_hessian(), [np.arange(5)])
+    >>> a = newton_group_steps(*args, strategy="woodbury")
+    >>> b = newton_group_steps(*args, strategy="direct")
+    >>> bool(np.allclose(a, b))
+    True
+    """
+    if strategy not in ("auto", "woodbury", "direct"):
+        raise ValueError(f"strategy must be 'auto', 'woodbury' or 'direct'; "
+                         f"got {strategy!r}.")
+    if hessian is None:
+        if objective.weight_jacobian is not None or strategy == "direct":
+            raise NotImplementedError(
+                "This group Newton step needs the factorised Hessian (class weights "
+                "computed from the sample weights, or strategy='direct'): refit the "
+                "explainer with hessian_solver='cholesky'."
+            )
+        strategy = "woodbury"
+    elif objective.weight_jacobian is not None:
+        return _balanced_group_steps(objective, solver, hessian, members)
+    X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
+    p = int(objective.free.sum())
+    D = objective.row_curvature()  # D_j[a, b] = v_ja h_j,ab
+    b = objective.row_weight * objective.training_dz()  # s_j c_j ⊙ dL/dz_j
+    pinned = objective.pinned
+    steps = np.empty((len(members), p))
+    for g, rows in enumerate(members):
+        m = len(rows) * k
+        U = _group_jacobian(objective, X[rows])  # (m, p): row (j, a) = ∂z_ja/∂θ
+        bG = b[rows].ravel()
+        DG = D[rows]  # the k × k blocks of the block-diagonal D_G
+        releases = pinned is not None and pinned[rows].any()
+        direct = releases or strategy == "direct" or (strategy == "auto" and m >= p)
+        if direct:
+            basis = (_released_basis(objective, rows) if releases
+                     else solver.basis)
+            step = _direct_step(hessian, basis, U, DG, bG, n)
+        else:
+            step = _woodbury_step(solver, U, DG, bG, n)
+        steps[g] = np.nan if step is None else step
+    return steps
+
+
+def _woodbury_step(solver, U, DG, bG, n):
+    """(1/n) H⁻¹ U (I − M)⁻¹ b, M = D Uᵀ H⁻¹ U / n; None if H_G is not PD."""
+    SU = solver.solve(U.T)  # (p, m)
+    M = _apply_blocks(DG, U @ SU) / n
+    # H_G is PD on the complement iff every eigenvalue of M (real, ≥ 0) is below 1
+    if M.size and np.linalg.eigvals(M).real.max() >= 1.0 - 1e-10:
+        return None
+    return SU @ np.linalg.solve(np.eye(len(bG)) - M, bG) / n
+
+
+def _direct_step(hessian, basis, U, DG, bG, n):
+    """(1/n) Z (Zᵀ H_G Z)⁻¹ Zᵀ U b with H_G = H − Uᵀ D U / n; None if not PD."""
+    HG = hessian - U.T @ _apply_blocks(DG, U) / n
+    rhs = U.T @ bG / n
+    if basis is not None:
+        HG = basis.T @ HG @ basis
+        rhs = basis.T @ rhs
+    HG = 0.5 * (HG + HG.T)
+    try:
+        L = np.linalg.cholesky(HG)
+    except np.linalg.LinAlgError:
+        return None
+    diag = np.abs(np.diag(L))
+    if diag.size and diag.min() ** 2 <= 1e-12 * np.abs(np.diag(HG)).max():
+        return None
+    step = _cholesky_solve(L, rhs)
+    return step if basis is None else basis @ step
+
+
+def _cholesky_solve(L, b):
+    """(L Lᵀ)⁻¹ b with numpy's LAPACK (scipy's runs on a second BLAS thread pool,
+    which stalls small factorisations next to numpy's products)."""
+    return np.linalg.solve(L.T, np.linalg.solve(L, b))
+
+
+def _released_basis(objective, rows):
+    """Complement of the fixed directions without the pins of ``rows``."""
+    fixed = objective.fixed_directions()
+    n_pins = int(objective.pinned.sum())
+    flats = fixed[:, : fixed.shape[1] - n_pins]  # pins come last, by output then row
+    keep = objective.pinned.copy()
+    keep[rows] = False
+    cols = [flats]
+    for a in range(objective.n_outputs):
+        kept = np.flatnonzero(keep[:, a])
+        if kept.size:
+            onehot = np.zeros((kept.size, objective.n_outputs))
+            onehot[:, a] = 1.0
+            cols.append(dense(objective.row_gradients(objective.X[kept], onehot)).T)
+    return complement_basis(np.hstack(cols))
+
+
+def _group_jacobian(objective, Xg):
+    """∂z_ja/∂θ for the group's rows j and outputs a, as (|G|·k, p_free), row-major."""
+    blocks = [dense(u) for u in objective.output_jacobians(Xg)]
+    return np.stack(blocks, axis=1).reshape(Xg.shape[0] * len(blocks), -1)
+
+
+def _apply_blocks(blocks, V):
+    """blockdiag(blocks) @ V for g blocks (k, k) and V (g·k, r), without forming it."""
+    g, k, _ = blocks.shape
+    return np.einsum("jab,jbr->jar", blocks, V.reshape(g, k, -1)).reshape(g * k, -1)
+
+
+def check_groups(groups, n):
+    """Validated groups as a list of arrays of row indices in [0, n)."""
+    if isinstance(groups, np.ndarray) and groups.ndim == 2:
+        groups = list(groups)
+    if isinstance(groups, (list, tuple)) and not all(np.ndim(g) == 0 for g in groups):
+        if not all(np.ndim(g) == 1 for g in groups):
+            raise ValueError(
+                "groups must be a list of 1-D index arrays (one per group) or one "
+                "label per training row; got a list mixing scalars and arrays or "
+                "holding arrays with more than one dimension."
+            )
+        return [_check_members(g, n, i) for i, g in enumerate(groups)]
+    labels = np.asarray(groups)
+    if labels.ndim != 1:
+        raise ValueError(
+            f"groups given as labels must be 1-D (one per training row); got shape "
+            f"{labels.shape}."
+        )
+    if labels.shape[0] != n:
+        raise ValueError(
+            f"groups given as labels must have one label per training row: got "
+            f"{labels.shape[0]} labels for {n} training rows. To pass row indices, "
+            "give a list of index arrays, one per group."
+        )
+    _, inverse = np.unique(labels, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse))[:-1]
+    return np.split(order, bounds)
+
+
+def _check_members(group, n, i):
+    rows = np.asarray(group)
+    if rows.dtype == bool:
+        raise TypeError(
+            f"group {i} is a boolean mask; give the row indices "
+            "(np.flatnonzero(mask)) instead."
+        )
+    if rows.size == 0:
+        raise ValueError(f"group {i} is empty; every group needs at least one row.")
+    if not np.issubdtype(rows.dtype, np.integer):
+        if all(isinstance(r, Integral) for r in rows.tolist()):
+            rows = rows.astype(np.intp)
+        else:
+            raise TypeError(
+                f"group {i} must hold integer row indices; got dtype {rows.dtype}."
+            )
+    bad = rows[(rows < -n) | (rows >= n)]
+    if bad.size:
+        raise IndexError(
+            f"group {i} has row indices out of range for {n} training rows: "
+            f"{bad[:10].tolist()}."
+        )
+    rows = np.where(rows < 0, rows + n, rows).astype(np.intp)
+    if np.unique(rows).size != rows.size:
+        raise ValueError(f"group {i} lists a training row more than once.")
+    return rows
 
 
 # -- exact removal for the hinge: follow the solution path (decremental SVM) ---------
@@ -636,7 +938,7 @@ def hinge_exact_steps(objective, rows=None, *, tol=1e-9):
     obj = objective
     n, k = obj.X.shape[0], obj.n_outputs
     rows = np.arange(n) if rows is None else np.asarray(rows)
-    X = _dense(obj.X)
+    X = dense(obj.X)
     Xt = np.hstack([X, np.ones((n, 1))]) if obj.fit_intercept else X
     Yt = signed_targets(obj.y, k)
     idx = obj.param_index()

@@ -38,8 +38,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._refit import refit_loss_changes
+from ._scoring import output_grams
 from .explainer import InfluenceExplainer
 from .models import pipeline_of
+from .models._losses import test_loss as resolve_test_loss
 
 __all__ = [
     "MISLABEL_STRATEGIES",
@@ -59,10 +61,10 @@ MISLABEL_STRATEGIES = ("self_influence", "leverage_corrected", "loss", "random")
 _LOO_BLOCK = 2**25
 
 
-# -- access to the explainer's training data (the only non-public reads) ---------------
+# -- access to the explainer's training data (its public fitted risk) ------------------
 def _objective(explainer):
     check_is_fitted(explainer)
-    return explainer._objective
+    return explainer.risk_
 
 
 def _training_data(explainer):
@@ -102,12 +104,13 @@ def _newton_self_changes(explainer, test_loss=None):
     if obj.weight_jacobian is not None or (obj.pinned is not None and obj.pinned.any()):
         return _newton_self_changes_by_blocks(explainer, test_loss)
     n, k = obj.X.shape[0], obj.n_outputs
-    A = explainer._output_grams()
+    A = output_grams(obj, explainer.hessian_solver_, batch_size=explainer.batch_size,
+                     n_jobs=explainer.n_jobs, verbose=explainer.verbose)
     M = obj.row_curvature() @ A / n
     w = obj.class_weight * obj.training_dz()
     q = np.linalg.solve(np.eye(k) - M, w[:, :, None])  # (I − M_j)⁻¹ w_j
     shift = (A @ q)[:, :, 0] * (obj.sample_weight / n)[:, None]
-    loss = explainer._test_loss(test_loss) or obj.loss
+    loss = obj.loss if test_loss is None else resolve_test_loss(test_loss, obj)
     Z = obj.decision(obj.X)
     return loss.value_grad(Z + shift, obj.y)[0] - loss.value_grad(Z, obj.y)[0]
 

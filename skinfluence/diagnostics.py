@@ -42,14 +42,14 @@ def summary_frame(explainer, *, dfbetas="auto"):
     pd = _pandas()
     if dfbetas not in ("auto", True, False):
         raise ValueError(f"dfbetas must be 'auto', True or False; got {dfbetas!r}.")
-    obj = explainer._objective
+    obj = explainer.risk_
     n = len(explainer.sample_weight_)
     free = obj.free
     p = int(free.sum())
     leverage = explainer.leverages()
     phi, phi_loo = _dispersion(obj, leverage, p)
     steps = explainer.param_change(method="newton")[:, free]  # Δθ_j, (n, p_free)
-    nH = n * explainer._damped_hessian()
+    nH = n * explainer.hessian_solver_.damped_hessian()
 
     labels = _labels(explainer)
     columns = {} if labels is None else {"label": labels}
@@ -104,7 +104,7 @@ def top_rows_frame(explainer, X, Xv, y_enc, loss, indices, scores, kind, method)
 
 def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     """L(z_t, θ̂ + Δθ_j) − L(z_t, θ̂) for each test point t and its rows j (n_test, k)."""
-    obj = explainer._objective
+    obj = explainer.risk_
     unique, where = np.unique(rows, return_inverse=True)
     where = where.reshape(rows.shape)
     steps = explainer.param_change(unique, method="newton")[:, obj.free]  # (m, p)
@@ -137,7 +137,7 @@ def parameter_names(explainer):
     (``"<class>:<feature>"``) when the model has several outputs; intercepts are
     ``"intercept"`` or ``"intercept:<class>"``.
     """
-    obj = explainer._objective
+    obj = explainer.risk_
     k, d = obj.n_outputs, obj.n_features
     features = _feature_names(explainer, d)
     if k == 1:
@@ -179,7 +179,7 @@ def _output_names(explainer, k):
 def _labels(explainer):
     """Each training row's label as the user gave it (classes decoded); None for
     several real outputs."""
-    obj = explainer._objective
+    obj = explainer.risk_
     if obj.targets.classes is not None:  # y holds indices into classes_
         return np.asarray(obj.targets.classes)[np.asarray(obj.y)]
     y = np.asarray(obj.y)

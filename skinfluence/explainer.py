@@ -13,28 +13,21 @@ from sklearn.base import (
     is_regressor,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state, get_tags
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._hessian import (
-    CholeskySolver,
-    ConjugateGradientSolver,
-    LissaSolver,
-    WoodburySolver,
-)
-from ._parallel import BATCH_BYTES, map_batches
+from ._hessian import make_solver
 from ._removal import (
-    INDEFINITE,
-    loss_change,
-    newton_weights,
-    removal_defects,
+    check_groups,
+    check_not_everything,
+    group_steps,
     removal_steps,
-    shifted_loss_change,
-    warn_no_optimum,
 )
+from ._scoring import Scorer
+from ._utils import check_indices, dense, model_input
 from .models import (
     balanced_from_sample_weight,
     binary_only,
@@ -46,12 +39,6 @@ from .models import (
 from .models._class_weight import class_totals
 from .models._losses import test_loss as resolve_test_loss
 from .models._targets import check_label_types
-
-#: "auto" factorises the Hessian up to this many free parameters.
-AUTO_CHOLESKY_MAX = 4096
-
-#: Beyond that, "auto" solves in data space when its float32 n × n system fits here.
-AUTO_WOODBURY_BYTES = 2**31
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
 OPTIMALITY_WARN = 1e-3
@@ -194,7 +181,18 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         The solver of ``H + λI`` (its ``name`` says which); with "cholesky",
         ``hessian_solver_.condition_number_`` is the 1-norm condition number of
         ``H + λI`` (NaN for the other solvers, which do not compute it); fit
-        warns above 1e10 and raises above 1e-2/ε ≈ 4.5e13.
+        warns above 1e10 and raises above 1e-2/ε ≈ 4.5e13. Every solver has
+        ``solve(B)`` (``(H + λI)⁻¹ B`` over the free parameters), ``inverse`` (the
+        dense inverse, or None), ``basis``, ``leverages()`` (or None) and
+        ``damped_hessian()`` ("cholesky" only).
+    risk_ : LinearObjective
+        The fitted risk R at θ̂ on the training data as the explained model sees it
+        (read-only: results assume it unchanged). Its methods give what analyses
+        need: ``decision(X)``, ``test_gradients(X, y, loss)`` and
+        ``output_jacobians(X)`` (over the free parameters, ``risk_.free``),
+        ``row_curvature()``, ``training_dz()``, ``gradient()``; its attributes the
+        training data (``X``, ``y`` in the family's encoding, ``targets``) and the
+        loss (``loss``).
     sample_weight_ : ndarray of shape (n_train,)
         Training sample weights (ones when none were given).
     training_index_ : pandas.Index or ndarray of shape (n_train,)
@@ -328,47 +326,18 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._fit_damping = self.damping  # H + λI is factorised with this λ
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
-        self._objective = objective
+        self.risk_ = objective
         self.params_ = objective.params
         _check_finite(self.params_, "coef_ or intercept_", model)
-        solver = self.hessian_solver
-        if solver == "auto":
-            solver = _auto_solver(objective, self.damping)
+        self.hessian_solver_ = make_solver(
+            self.hessian_solver, objective, self.damping, tol=self.cg_tol,
+            max_iter=self.cg_max_iter, lissa_params=self.lissa_params,
+            random_state=self.random_state,
+        )
+        self.hessian_ = self.hessian_solver_.hessian  # None unless "cholesky"
         # n·∂(∇R)/∂s_j of every training row (dense, or sparse for sparse X): every
         # score is a product of these with the solved test side
-        self._train_rows, self._train_offsets = objective.train_gradients()
-        if solver == "woodbury":
-            self.hessian_ = None  # solved per batch of test points instead
-            self.hessian_solver_ = WoodburySolver(
-                objective, self.damping, tol=self.cg_tol, max_iter=self.cg_max_iter,
-            )
-        elif solver == "cg":
-            self.hessian_ = None
-            self.hessian_solver_ = ConjugateGradientSolver(
-                objective, objective.fixed_directions(), self.damping,
-                tol=self.cg_tol, max_iter=self.cg_max_iter,
-            )
-        elif solver == "lissa":
-            self.hessian_ = None
-            seed = check_random_state(self.random_state).randint(2**31 - 1)
-            self.hessian_solver_ = LissaSolver(
-                objective, objective.fixed_directions(), self.damping,
-                random_state=seed, **(self.lissa_params or {}),
-            )
-        else:
-            self.hessian_ = objective.hessian()
-            _check_finite(self.hessian_, "Hessian of the training objective", model)
-            try:
-                self.hessian_solver_ = CholeskySolver(
-                    self.hessian_, objective.fixed_directions(), self.damping
-                )
-            except ValueError as exc:
-                raise ValueError(
-                    f"{exc} (training data: n_samples={Xv.shape[0]}, "
-                    f"n_params={len(self.params_)})"
-                ) from None
-            self.hessian_solver_.inverse  # noqa: B018 (computed once, used by every score)
-
+        self._scorer = Scorer(objective, self.hessian_solver_)
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(self.params_), initial=0.0))
         self.optimality_ = float(np.max(np.abs(step), initial=0.0) / scale)
@@ -406,10 +375,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._check_unchanged()
         rows = self._check_indices(indices)
-        free = self._objective.free
-        self._check_result_size((len(rows), len(free)))
+        free = self.risk_.free
+        self._scoring().check_result_size((len(rows), len(free)))
         out = np.zeros((len(rows), len(free)))
-        out[:, free] = self._influence_rows_for(rows)
+        out[:, free] = self._scoring().influence_rows(rows)
         return out
 
     def loss_influence(self, X, y=None, *, test_loss=None):
@@ -442,10 +411,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         Xv = self._validate_X(X)
-        obj = self._objective
+        obj = self.risk_
         y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
-        out = self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
+        out = self._scoring().score(
+            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
         _warn_flat_test_loss(~out.any(axis=1))
         return out
 
@@ -480,17 +450,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if reduce not in ("mean", "sum"):
             raise ValueError(f"reduce must be 'mean' or 'sum'; got {reduce!r}.")
         Xv = self._validate_X(X)
-        obj = self._objective
+        obj = self.risk_
         y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
-        total = np.zeros(int(obj.free.sum()))
-        for start in range(0, Xv.shape[0], self._test_batch_size()):
-            sl = slice(start, start + self._test_batch_size())
-            total += np.asarray(obj.test_gradients(Xv[sl], y_enc[sl], loss).sum(axis=0))\
-                .ravel()
-        if reduce == "mean":
-            total /= max(Xv.shape[0], 1)
-        return self._scores_block(total[None, :])[0]
+        return self._scoring().summed(
+            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
+            mean=reduce == "mean")
 
     def most_influential(self, X, y=None, k=10, kind="harmful", *, test_loss=None,
                          as_frame=False, method="influence"):
@@ -550,27 +515,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if not isinstance(k, Integral) or not 1 <= k <= n_train:
             raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
         Xv = self._validate_X(X)
-        obj = self._objective
+        obj = self.risk_
         y_enc = self._test_targets(y, Xv, test_loss)
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
         loss = self._test_loss(test_loss)
-        out = np.empty((Xv.shape[0], 2, k))  # [indices, scores] per test point
-
-        def batch(sl, dest):
-            scores = self._scores_block(obj.test_gradients(Xv[sl], y_enc[sl], loss))
-            key = np.abs(scores) if sign is None else sign * scores
-            top = np.argpartition(-key, k - 1, axis=1)[:, :k]
-            order = np.argsort(-np.take_along_axis(key, top, axis=1), axis=1,
-                               kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            block = np.stack([top, np.take_along_axis(scores, top, axis=1)], axis=1)
-            block[~scores.any(axis=1)] = [[-1.0], [np.nan]]  # flat: all rows tie at 0
-            if dest is None:
-                return block
-            dest[...] = block
-
-        map_batches(batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
-                    batch_size=self._test_batch_size())
+        out = self._scoring().most_influential(
+            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss), k, sign)
         _warn_flat_test_loss(out[:, 0, 0] < 0)
         indices, scores = out[:, 0].astype(np.intp), out[:, 1]
         if not as_frame:
@@ -599,11 +549,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         Xv = self._validate_X(X)
-        obj = self._objective
+        obj = self.risk_
+        scoring = self._scoring()
         if obj.targets.classes is None:  # regression: the prediction itself
-            return self._score(Xv, lambda sl: obj.prediction_gradients(Xv[sl]))
+            return scoring.score(Xv.shape[0], lambda sl: obj.prediction_gradients(Xv[sl]))
         y_pred = self._encode(self.estimator_.predict(X), Xv)
-        return self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_pred[sl]))
+        return scoring.score(Xv.shape[0],
+                             lambda sl: obj.test_gradients(Xv[sl], y_pred[sl]))
 
     def self_influence(self):
         """I_up,loss(z_j, z_j) for every training row j.
@@ -615,18 +567,19 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             negative values flag points the model bends towards (e.g. mislabelled).
         """
         self._check_unchanged()
-        obj = self._objective
+        obj = self.risk_
+        scoring = self._scoring()
         out = np.empty(obj.X.shape[0])
 
         def batch(sl, dest):
-            plain = _dense(obj.test_gradients(obj.X[sl], obj.y[sl]))
+            plain = dense(obj.test_gradients(obj.X[sl], obj.y[sl]))
             rows = np.arange(sl.start, sl.stop)
-            block = np.einsum("ip,ip->i", plain, self._influence_rows_for(rows))
+            block = np.einsum("ip,ip->i", plain, scoring.influence_rows(rows))
             if dest is None:
                 return block
             dest[...] = block
 
-        return self._map(batch, out)
+        return scoring.map(batch, out)
 
     def leave_one_out(self, X, y, method="influence", *, test_loss=None):
         """Predicted change of each test loss when training row j is removed.
@@ -669,33 +622,22 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
             )
         Xv = self._validate_X(X)
-        obj = self._objective
+        obj = self.risk_
         y_enc = self._encode(y, Xv)
         loss = self._test_loss(test_loss)
+        scoring = self._scoring()
         if method == "newton" and self.hessian_ is None:
-            return self._newton_matrix_free(Xv, y_enc, loss)
+            return scoring.newton_loss_changes(Xv, y_enc, loss)
         if method in ("newton", "exact"):
-            self._check_result_size((Xv.shape[0], len(self.sample_weight_)))
+            scoring.check_result_size((Xv.shape[0], len(self.sample_weight_)))
             steps = removal_steps(obj, self.hessian_solver_, self._damped_hessian(),
                                   method)
-            out = np.empty((Xv.shape[0], steps.shape[0]))
-
-            def batch(sl, dest):
-                block = loss_change(obj, Xv[sl], y_enc[sl], steps, loss)
-                if dest is None:
-                    return block
-                dest[...] = block
-
-            # a batch holds (rows, n_train, n_outputs) shifted decision values
-            rows = max(1, BATCH_BYTES // (24 * steps.shape[0] * obj.n_outputs))
-            return map_batches(
-                batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
-                batch_size=rows if self.batch_size == "auto" else self.batch_size,
-            )
+            return scoring.loss_changes(Xv, y_enc, steps, loss)
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
-        out = self._score(Xv, lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
-                          row_scale=scale)
+        out = scoring.score(
+            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
+            row_scale=scale)
         _warn_flat_test_loss(~out.any(axis=1))
         return out
 
@@ -723,9 +665,37 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         delta : ndarray of shape (n_test, n_groups)
         """
-        from .groups import group_influence
-
-        return group_influence(self, groups, X, y, method=method, test_loss=test_loss)
+        check_is_fitted(self)
+        if method not in ("influence", "newton", "exact"):
+            raise ValueError(
+                f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
+            )
+        n = len(self.sample_weight_)
+        members = check_groups(groups, n)
+        Xv = self._validate_X(X)  # as the explained model sees it
+        obj = self.risk_
+        y_enc = self._encode(y, Xv)
+        loss = self._test_loss(test_loss)
+        scoring = self._scoring()
+        scoring.check_result_size((Xv.shape[0], len(members)))
+        # the (n_groups, p) step or influence rows the result is computed from
+        scoring.check_result_size((len(members), int(obj.free.sum())))
+        if method == "influence":
+            # −(s_j/n) I_up,params summed over each group: one (n_groups, n) sparse sum
+            sizes = np.array([len(g) for g in members])
+            rows = np.repeat(np.arange(len(members)), sizes)
+            cols = np.concatenate(members)
+            P = sp.csr_matrix((-self.sample_weight_[cols] / n, (rows, cols)),
+                              shape=(len(members), n))
+            return scoring.group_scores(
+                Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
+                scoring.combined_rows(P))
+        check_not_everything(obj, members)
+        # with an iterative solver (no p × p Hessian), each group's Jacobian is solved
+        # for: the Woodbury form of the step
+        hessian = None if self.hessian_ is None else self._damped_hessian()
+        steps = group_steps(obj, self.hessian_solver_, hessian, members, method)
+        return scoring.group_loss_changes(Xv, y_enc, steps, loss)
 
     def perturbation_influence(self, X, y, indices=None, *, space="model",
                                test_loss=None):
@@ -783,14 +753,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         leverages : ndarray of shape (n_train,)
         """
         self._check_unchanged()
-        if self._objective.n_outputs == 1:
-            return self._leverage_matrices()[:, 0, 0]
+        scoring = self._scoring()
+        if self.risk_.n_outputs == 1:
+            return scoring.leverage_matrices()[:, 0, 0]
         # D_j is symmetric PSD (softmax: one class weight per row; one-vs-rest:
         # diagonal), so D_j A_j has the eigenvalues of D_j^{1/2} A_j D_j^{1/2}
-        vals, vecs = np.linalg.eigh(self._objective.row_curvature())
+        vals, vecs = np.linalg.eigh(self.risk_.row_curvature())
         root = (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]) @ \
             vecs.transpose(0, 2, 1)
-        sym = root @ self._output_grams() @ root / len(self.sample_weight_)
+        sym = root @ scoring.output_grams() @ root / len(self.sample_weight_)
         return np.linalg.eigvalsh(sym)[:, -1]
 
     def param_change(self, indices=None, method="newton"):
@@ -819,15 +790,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
             )
         rows = self._check_indices(indices)
-        self._check_result_size((len(rows), len(self.params_)))
+        self._scoring().check_result_size((len(rows), len(self.params_)))
         if method == "influence":
             n = len(self.sample_weight_)
             return -(self.sample_weight_[rows] / n)[:, None] * \
                 self.param_influence(rows)
-        steps = removal_steps(self._objective, self.hessian_solver_,
+        steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method)
         out = np.zeros((len(rows), len(self.params_)))
-        out[:, self._objective.free] = steps[rows]
+        out[:, self.risk_.free] = steps[rows]
         return out
 
     def summary_frame(self, *, dfbetas="auto"):
@@ -868,6 +839,57 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         from .diagnostics import summary_frame
 
         return summary_frame(self, dfbetas=dfbetas)
+
+    # -- fitted state for analyses -------------------------------------------------
+    def validate_test(self, X, y=None, *, test_loss=None):
+        """Test data as the explained model sees it: what analyses score.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            Test inputs.
+        y : array-like of shape (n_test,), default=None
+            Test labels; not needed with ``test_loss="decision"``.
+        test_loss : str or object, default=None
+            As in :meth:`loss_influence`.
+
+        Returns
+        -------
+        X_model : {ndarray, sparse matrix} of shape (n_test, n_model_features)
+            X as float64 after a Pipeline's earlier steps (the input of
+            ``risk_.decision``).
+        y_encoded : ndarray
+            y in the encoding of :attr:`risk_` (class indices for classifiers);
+            placeholders when y is None and ``test_loss="decision"``.
+        loss : object
+            The test loss, with ``value_grad(Z, y) -> (loss, dL/dz)`` in decision
+            space: the model's own training loss (``risk_.loss``) when
+            ``test_loss`` is None.
+        """
+        Xv = self._validate_X(X)
+        y_enc = self._test_targets(y, Xv, test_loss)
+        return Xv, y_enc, self._test_loss(test_loss) or self.risk_.loss
+
+    def test_losses(self, X, y=None, *, test_loss=None):
+        """Per-sample test losses ``L(z_t, θ̂)`` (no sample or class weight).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_test, n_features)
+            Test inputs.
+        y : array-like of shape (n_test,), default=None
+            Test labels; not needed with ``test_loss="decision"``.
+        test_loss : str or object, default=None
+            As in :meth:`loss_influence`.
+
+        Returns
+        -------
+        losses : ndarray of shape (n_test,)
+            The loss of each test point at the fitted parameters (summed over
+            outputs), the quantity whose change :meth:`leave_one_out` predicts.
+        """
+        Xv, y_enc, loss = self.validate_test(X, y, test_loss=test_loss)
+        return loss.value_grad(self.risk_.decision(Xv), y_enc)[0]
 
     # -- delegation ---------------------------------------------------------------
     @available_if(_estimator_has("predict"))
@@ -933,24 +955,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return tags
 
     # -- internals ----------------------------------------------------------------
-    def _map(self, fn, out):
-        return map_batches(
-            fn, out, batch_size=self._test_batch_size(), n_jobs=self.n_jobs,
-            verbose=self.verbose,
+    def _scoring(self):
+        """The scorer built at fit, with the current batch, job and memory settings."""
+        return self._scorer.with_settings(
+            batch_size=self.batch_size, n_jobs=self.n_jobs, verbose=self.verbose,
+            max_result_bytes=self.max_result_bytes,
         )
-
-    def _test_batch_size(self):
-        """Test rows per batch: ``batch_size``, or about 128 MiB of work per batch.
-
-        A batch holds its (rows, n_train) block of scores; with an iterative solver
-        also about five (n_params, rows) blocks.
-        """
-        if self.batch_size != "auto":
-            return self.batch_size
-        per_row = len(self.sample_weight_)
-        if not hasattr(self.hessian_solver_, "inverse"):  # iterative: ~5 (p, rows)
-            per_row += 5 * int(self._objective.free.sum())
-        return max(1, BATCH_BYTES // (8 * per_row))
 
     def _validate_X(self, X):
         """Test X as the explained model sees it (after a Pipeline's first steps)."""
@@ -967,7 +977,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         model = unwrap(self.estimator_)
         now = [np.ravel(model.coef_.toarray() if hasattr(model.coef_, "toarray")
                         else model.coef_)]
-        if self._objective.fit_intercept:
+        if self.risk_.fit_intercept:
             now.append(np.ravel(model.intercept_))
         if not np.array_equal(np.concatenate(now), self.params_):
             raise ValueError(
@@ -982,87 +992,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 "two. Call fit again."
             )
 
-    def _check_result_size(self, shape):
-        size = 8 * int(np.prod(shape))
-        if self.max_result_bytes is not None and size > self.max_result_bytes:
-            raise MemoryError(
-                f"The result would be a {shape[0]} × {shape[1]} float64 array "
-                f"({size / 2**30:.2f} GiB), above max_result_bytes="
-                f"{self.max_result_bytes}. Use most_influential(X, y, k) to keep the "
-                "top-k training rows per test point (streamed in batches), score "
-                "fewer test rows per call, or raise max_result_bytes."
-            )
-
     def _model_input(self, X, copy=False):
-        """A Pipeline's transform of X by all but its last step, as float64."""
-        steps = pipeline_of(self.estimator_)[:-1]
-        return check_array(steps.transform(X), accept_sparse="csr", dtype=np.float64,
-                           copy=copy, input_name="X (transformed by the pipeline)")
+        return model_input(self.estimator_, X, copy=copy)
 
     def _test_loss(self, test_loss):
         return None if test_loss is None else resolve_test_loss(test_loss,
-                                                                self._objective)
+                                                                self.risk_)
 
     def _damped_hessian(self):
-        if self.hessian_ is None:
-            raise NotImplementedError(
-                "This needs the factorised Hessian: refit the explainer with "
-                "hessian_solver='cholesky' (exact leave-one-out and group removals "
-                "need the p × p Hessian, which the \"cg\", \"woodbury\" and "
-                "\"lissa\" solvers never form)."
-            )
-        return self.hessian_ + self.damping * np.eye(self.hessian_.shape[0])
-
-    def _score(self, Xv, test_gradients, row_scale=None):
-        """Influence scores of every test row on every training row, in batches.
-
-        ``test_gradients(sl)`` gives the θ-gradients of the scored quantity (a test
-        loss, or a prediction) for the test rows ``sl``; ``row_scale`` multiplies
-        training row j's column (folded into the training rows, once per call).
-        """
-        n = len(self.sample_weight_)
-        self._check_result_size((Xv.shape[0], n))
-        out = np.empty((Xv.shape[0], n))
-        train = self._train_rows
-        if row_scale is not None:
-            train = (train.multiply(row_scale[:, None]).tocsr() if sp.issparse(train)
-                     else train * row_scale[:, None])
-
-        def batch(sl, dest):
-            block = self._scores_block(test_gradients(sl), train, dest, row_scale)
-            if dest is None:
-                return block
-            if block is not dest:
-                dest[...] = block
-
-        return self._map(batch, out)
-
-    def _scores_block(self, G_test, train=None, dest=None, row_scale=None,
-                      offsets=True):
-        """G_test · (−H⁻¹∇θL(z_j)) for every training row j: (T, n_train).
-
-        The test side is solved (T × p) and multiplied with the stored training
-        gradients in one product, written straight into ``dest`` when given.
-        """
-        train = self._train_rows if train is None else train
-        V = self._solve_rows(_dense(G_test))  # −∇θL(z_test) H⁻¹, (T, p)
-        if sp.issparse(train):
-            block = np.asarray(train @ V.T).T
-        else:
-            block = np.matmul(V, train.T, out=dest)
-        if offsets and self._train_offsets is not None:
-            extra = (V @ self._train_offsets.T)[:, self._objective.groups]
-            block += extra if row_scale is None else extra * row_scale
-        return block
-
-    def _check_matrix_free_newton(self):
-        obj = self._objective
-        if obj.weight_jacobian is not None:
-            raise NotImplementedError(
-                "With class weights computed from the sample weights "
-                "(class_weight='balanced'), the Newton step needs the factorised "
-                "Hessian: refit the explainer with hessian_solver='cholesky'."
-            )
+        return self.hessian_solver_.damped_hessian()
 
     def _test_targets(self, y, Xv, test_loss):
         """Encoded test labels; placeholders when the decision value is scored."""
@@ -1075,146 +1013,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             "test_loss=\"decision\" (influence on the decision value)."
         )
 
-    def _output_grams(self):
-        """A_j = U_jᵀ H⁻¹ U_j for every training row (n, k, k), any solver.
-
-        U_j = ∂z_j/∂θ: each batch of rows solves for its k output Jacobians (as
-        scoring solves for test points), so it costs about as much as scoring
-        k · n_train test points (a product with the inverse for "cholesky").
-        """
-        obj = self._objective
-        X, n, k = obj.X, obj.X.shape[0], obj.n_outputs
-        out = np.empty((n, k, k))
-
-        def batch(sl, dest):
-            U = [_dense(u) for u in obj.output_jacobians(X[sl])]
-            V = [-self._solve_rows(u) for u in U]  # U_a H⁻¹
-            block = np.stack([np.stack([np.einsum("ip,ip->i", V[a], U[b])
-                                        for b in range(k)], axis=1)
-                              for a in range(k)], axis=1)
-            if dest is None:
-                return block
-            dest[...] = block
-
-        return map_batches(batch, out, batch_size=self._test_batch_size(),
-                           n_jobs=self.n_jobs, verbose=self.verbose)
-
-    def _leverage_matrices(self):
-        """M_j = D_j U_jᵀ H⁻¹ U_j / n for every training row (n, k, k), any solver.
-
-        "woodbury" reads them off its data-space factor; the others solve for A_j
-        (:meth:`_output_grams`).
-        """
-        if hasattr(self.hessian_solver_, "leverages"):  # data space: from M's factor
-            return self.hessian_solver_.leverages()[:, None, None]
-        D = self._objective.row_curvature()
-        return D @ self._output_grams() / len(self.sample_weight_)
-
-    def _newton_matrix_free(self, Xv, y_enc, loss):
-        """leave_one_out(method="newton") without the p × p Hessian.
-
-        The step of row j is Δθ_j = (s_j/n) H⁻¹ U_j q_j with q_j = (I − M_j)⁻¹ w_j
-        (see ``_removal``); the test decision values move by U_tᵀ Δθ_j, which is a
-        score of the test output Jacobians against the rows U_j q_j: as many
-        scoring passes as outputs, then the loss at the shifted decision values.
-        """
-        self._check_matrix_free_newton()
-        obj = self._objective
-        n, k = len(self.sample_weight_), obj.n_outputs
-        self._check_result_size((Xv.shape[0], n))
-        M = self._leverage_matrices()
-        q, indefinite = newton_weights(M, obj.class_weight * obj.training_dz())
-        defects = removal_defects(obj, [np.array([j]) for j in range(n)])
-        defects.update({int(j): INDEFINITE for j in np.flatnonzero(indefinite)
-                        if j not in defects})
-        q[list(defects)] = 0.0  # their columns are NaN
-        train = obj.row_gradients(obj.X, q * (obj.sample_weight / n)[:, None])
-        loss = loss or obj.loss
-        out = np.empty((Xv.shape[0], n))
-
-        def batch(sl, dest):
-            shift = np.stack([-self._scores_block(_dense(u), train, offsets=False)
-                              for u in obj.output_jacobians(Xv[sl])], axis=2)
-            block = shifted_loss_change(loss, obj.decision(Xv[sl]), y_enc[sl], shift)
-            if dest is None:
-                return block
-            dest[...] = block
-
-        rows = max(1, BATCH_BYTES // (8 * (3 * k + 2) * n))
-        out = map_batches(
-            batch, out, n_jobs=self.n_jobs, verbose=self.verbose,
-            batch_size=min(rows, self._test_batch_size()) if self.batch_size == "auto"
-            else self.batch_size,
-        )
-        out[:, list(defects)] = np.nan
-        warn_no_optimum(defects, "row", stacklevel=4)
-        return out
-
-    def _solve_rows(self, G):
-        """−G H⁻¹ for rows G (T, p): a numpy product with the Cholesky inverse."""
-        inverse = getattr(self.hessian_solver_, "inverse", None)
-        if inverse is not None:
-            return -(G @ inverse)
-        return -self.hessian_solver_.solve(G.T).T
-
-    def _combined_influence_rows(self, P):
-        """P · (−H⁻¹∇θL(z_j))_j for a (m, n_train) matrix P (e.g. group sums)."""
-        G = _dense(P @ self._train_rows)
-        if self._train_offsets is not None:
-            groups = self._objective.groups
-            member = sp.csr_matrix((np.ones(len(groups)), (np.arange(len(groups)),
-                                                           groups)))
-            G = G + _dense(P @ member) @ self._train_offsets
-        return self._solve_rows(G)
-
-    def _influence_rows_for(self, rows):
-        """−H⁻¹∇θL(z_j) (free parameters) for the training rows ``rows``."""
-        out = np.empty((len(rows), int(self._objective.free.sum())))
-
-        def batch(sl, dest):
-            G = _dense(self._train_rows[rows[sl]])
-            if self._train_offsets is not None:
-                G = G + self._train_offsets[self._objective.groups[rows[sl]]]
-            dest[...] = self._solve_rows(G)
-
-        map_batches(batch, out, batch_size=self.batch_size, n_jobs=1)
-        return out
-
     def _encode(self, y, Xv):
         """Test labels in the family's encoding (clear errors for bad labels)."""
-        return self._objective.targets.encode(y, Xv.shape[0])
+        return self.risk_.targets.encode(y, Xv.shape[0])
 
     def _check_indices(self, indices):
-        n = len(self.sample_weight_)
-        if indices is None:
-            return np.arange(n)
-        rows = np.asarray(indices)
-        if rows.ndim == 1 and rows.size == 0:  # [] is float64 to numpy: no rows
-            return np.empty(0, dtype=np.intp)
-        if rows.dtype == bool:
-            raise TypeError("indices must be integer row numbers, not a boolean mask.")
-        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
-            raise TypeError(f"indices must be a 1-D array of integers; got {indices!r}.")
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            raise IndexError(
-                f"indices out of range for {n} training rows: "
-                f"{rows[(rows < -n) | (rows >= n)][:10].tolist()}."
-            )
-        return np.where(rows < 0, rows + n, rows)
-
-
-def _auto_solver(objective, damping):
-    """The solver "auto" picks for this objective (see ``hessian_solver``)."""
-    p = int(objective.free.sum())
-    pinned = objective.pinned is not None and objective.pinned.any()
-    if p <= AUTO_CHOLESKY_MAX or pinned:
-        return "cholesky"
-    n, d = objective.X.shape
-    penalised = np.all((objective.quad_penalty[:d] + damping)[objective.free[:d]] > 0)
-    if (objective.n_outputs == 1 and n < p and penalised
-            and 4 * n * n <= AUTO_WOODBURY_BYTES):
-        return "woodbury"
-    return "cg"
+        return check_indices(indices, len(self.sample_weight_))
 
 
 def _check_target_supported(explainer, y):
@@ -1300,7 +1104,3 @@ def _row_index(X, n):
     if index is not None and hasattr(X, "columns") and len(index) == n:
         return index.copy()
     return np.arange(n)
-
-
-def _dense(M):
-    return M.toarray() if sp.issparse(M) else np.asarray(M)

@@ -41,6 +41,8 @@ from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._scoring import check_result_size
+from ._utils import check_indices, dense, model_input
 from .models import pipeline_of
 
 __all__ = [
@@ -138,38 +140,25 @@ def perturbation_influence(explainer, X, y, indices=None, *, space="model",
     check_is_fitted(explainer)
     if space not in ("model", "input"):
         raise ValueError(f'space must be "model" or "input"; got {space!r}.')
-    obj = explainer._objective
+    obj = explainer.risk_
     _check_differentiable(obj)
-    Xv = explainer._validate_X(X)  # as the explained model sees it
-    y_enc = explainer._encode(y, Xv)
-    loss = explainer._test_loss(test_loss)
-    rows = explainer._check_indices(indices)
+    Xv, y_enc, loss = explainer.validate_test(X, y, test_loss=test_loss)
+    rows = check_indices(indices, obj.X.shape[0])
     Jt = None
     if space == "input" and pipeline_of(explainer.estimator_) is not None:
         Jt = _affine_input_map(explainer, X, Xv, "perturbation_influence")[0]
     d = obj.n_features if Jt is None else Jt.shape[0]
-    _check_result_size(explainer, (Xv.shape[0], len(rows), d))
+    check_result_size((Xv.shape[0], len(rows), d), explainer.max_result_bytes,
+                      hint="Pass fewer training rows (indices) or test rows per call, "
+                      "or raise max_result_bytes.")
     V = _solved_test_gradients(explainer, Xv, y_enc, loss)
     return _contract(obj, V, rows, Jt)
 
 
 def _solved_test_gradients(explainer, Xv, y_enc, loss):
     """V = H⁻¹ ∇θL(z_t)ᵀ, (p_free, n_test), for model-space test inputs Xv."""
-    G = _dense(explainer._objective.test_gradients(Xv, y_enc, loss))  # (n_test, p_free)
+    G = dense(explainer.risk_.test_gradients(Xv, y_enc, loss))  # (n_test, p_free)
     return explainer.hessian_solver_.solve(G.T)
-
-
-def _check_result_size(explainer, shape):
-    """MemoryError when a float64 array of ``shape`` exceeds max_result_bytes."""
-    size = 8 * int(np.prod(shape))
-    limit = explainer.max_result_bytes
-    if limit is not None and size > limit:
-        raise MemoryError(
-            f"The result would be a {' × '.join(map(str, shape))} float64 array "
-            f"({size / 2**30:.2f} GiB), above max_result_bytes={limit}. Pass fewer "
-            "training rows (indices) or test rows per call, or raise "
-            "max_result_bytes."
-        )
 
 
 def _check_differentiable(obj):
@@ -196,7 +185,7 @@ def _contract(obj, V, rows, Jt=None):
     idx = obj.param_index()
     A = np.ascontiguousarray(full[idx[:, :d]].transpose(2, 0, 1))  # (T, k, d)
     b = full[idx[:, d]].T if obj.fit_intercept else np.zeros((T, k))  # (T, k)
-    Xr = _dense(obj.X[rows])  # (n_r, d)
+    Xr = dense(obj.X[rows])  # (n_r, d)
     Z = obj.decision(Xr)
     y = obj.y[rows]
     c = obj.class_weight[rows]  # (n_r, k)
@@ -341,7 +330,7 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
     True
     """
     check_is_fitted(explainer)
-    obj = explainer._objective
+    obj = explainer.risk_
     _check_differentiable(obj)
     n = obj.X.shape[0]
     if not isinstance(k, Integral) or not 1 <= k <= n:
@@ -359,7 +348,7 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
     d = X_in.shape[1]
     lower, upper = _feature_range(X_in, feature_range, d)
 
-    X0 = _dense(X_in)  # original training inputs (never modified)
+    X0 = dense(X_in)  # original training inputs (never modified)
     sw = explainer.sample_weight_
     scale = sw / n
 
@@ -390,14 +379,15 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
             X_step = _with_rows(X_in, rows, Xcur)
             current = _refit_explainer(explainer).fit(X_step, y_fit, sample_weight=sw)
             Jt_step = None if Jt is None else _affine_input_map(
-                current, X_step, current._objective.X, "training_set_attack")[0]
+                current, X_step, current.risk_.X, "training_set_attack")[0]
             g = gradients(current, Jt_step, rows)
         Xnew = np.clip(Xcur + step_size * np.sign(g), lo, hi)
         predicted += float(np.einsum("jf,jf->", g, Xnew - Xcur))
         Xcur = Xnew
     if Jt is not None:  # the map must hold where the rows went, too
         moved = sp.csr_matrix(Xcur) if sp.issparse(X_in) else Xcur
-        _check_affine(explainer, Jt, offset, moved, explainer._model_input(moved),
+        _check_affine(explainer, Jt, offset, moved,
+                      model_input(explainer.estimator_, moved),
                       "training_set_attack", "the perturbed rows")
     return AttackResult(
         X=_with_rows(X_in, rows, Xcur), indices=rows, delta=Xcur - X0[rows],
@@ -407,10 +397,9 @@ def training_set_attack(explainer, x_test, y_test, k=1, bound=0.5, *,
 
 def _summed_input_gradient(explainer, X, y, rows, Jt, test_loss):
     """Σ_t I_pert(z_j, z_t), (n_rows, d): the contraction is linear in V, sum V first."""
-    Xv = explainer._validate_X(X)
-    V = _solved_test_gradients(explainer, Xv, explainer._encode(y, Xv),
-                               explainer._test_loss(test_loss))
-    return _contract(explainer._objective, V.sum(axis=1, keepdims=True), rows, Jt)[0]
+    V = _solved_test_gradients(explainer, *explainer.validate_test(
+        X, y, test_loss=test_loss))
+    return _contract(explainer.risk_, V.sum(axis=1, keepdims=True), rows, Jt)[0]
 
 
 def _training_inputs(explainer, X_train):
@@ -418,7 +407,7 @@ def _training_inputs(explainer, X_train):
 
     Without a Pipeline the inputs are the explainer's own (Jt is None).
     """
-    obj = explainer._objective
+    obj = explainer.risk_
     pipeline = pipeline_of(explainer.estimator_)
     if pipeline is None:
         if X_train is not None:
@@ -440,7 +429,7 @@ def _training_inputs(explainer, X_train):
             f"X_train has shape {X_in.shape}; the explainer was fitted on "
             f"{obj.X.shape[0]} rows of {explainer.n_features_in_} features."
         )
-    _check_same_training_inputs(explainer._model_input(X_in), obj.X)
+    _check_same_training_inputs(model_input(explainer.estimator_, X_in), obj.X)
     Jt, c = _affine_input_map(explainer, X_in, obj.X, "training_set_attack")
     return X_in, Jt, c
 
@@ -478,9 +467,9 @@ def _probe_affine(explainer, sparse):
     def transform(E):  # numeric probes carry no feature names: not the user's fault
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature")
-            return explainer._model_input(E)
+            return model_input(explainer.estimator_, E)
 
-    c = _dense(transform(sp.csr_matrix((1, d)) if sparse else np.zeros((1, d)))).ravel()
+    c = dense(transform(sp.csr_matrix((1, d)) if sparse else np.zeros((1, d)))).ravel()
     batch = max(1, PROBE_BYTES // (8 * max(d, c.size)))
     blocks = []
     for start in range(0, d, batch):
@@ -488,7 +477,7 @@ def _probe_affine(explainer, sparse):
         M = transform(sp.eye(stop - start, d, k=start, format="csr") if sparse
                       else np.eye(stop - start, d, k=start))  # rows e_start, ...
         blocks.append(M.tocsr() if sp.issparse(M) and not c.any()
-                      else sp.csr_matrix(_dense(M) - c))
+                      else sp.csr_matrix(dense(M) - c))
     return sp.vstack(blocks, format="csr"), c
 
 
@@ -496,7 +485,7 @@ def _check_affine(explainer, Jt, c, X_raw, X_model, caller, where):
     """ValueError unless T(X_raw) = X_raw Jt + c to roundoff."""
     pred = X_raw @ Jt
     if c.any() or not (sp.issparse(X_model) and sp.issparse(pred)):
-        diff = _dense(X_model) - _dense(pred) - c
+        diff = dense(X_model) - dense(pred) - c
     else:
         diff = X_model - pred
     scale = _max_abs(abs(X_raw) @ abs(Jt)) + np.abs(c).max(initial=0.0)
@@ -572,7 +561,8 @@ def refit_loss_change(explainer, X_train, y_train, X, y, *, test_loss=None):
     X, y = _test_point(X, y)
     refit = _refit_explainer(explainer).fit(X_train, y_train,
                                             sample_weight=explainer.sample_weight_)
-    return _test_losses(refit, X, y, test_loss) - _test_losses(explainer, X, y, test_loss)
+    return (refit.test_losses(X, y, test_loss=test_loss)
+            - explainer.test_losses(X, y, test_loss=test_loss))
 
 
 def _refit_explainer(explainer):
@@ -590,13 +580,6 @@ def _check_refittable(explainer):
             "The explainer's estimator is a FrozenEstimator, which ignores refits: "
             "refit checks and multi-step attacks need an unfrozen estimator."
         )
-
-
-def _test_losses(explainer, X, y, test_loss):
-    obj = explainer._objective
-    Xv = explainer._validate_X(X)  # as the explained model sees it
-    loss = explainer._test_loss(test_loss) or obj.loss
-    return loss.value_grad(obj.decision(Xv), explainer._encode(y, Xv))[0]
 
 
 def _test_point(x, y):
@@ -641,15 +624,11 @@ def _with_rows(X, rows, values):
 
 def _training_targets(explainer):
     """The training labels the explainer was fitted on, decoded."""
-    obj = explainer._objective
+    obj = explainer.risk_
     if obj.targets.classes is not None:
         return obj.targets.classes[obj.y]
     y = np.asarray(obj.y)
     return y.ravel() if y.shape[1] == 1 else y
-
-
-def _dense(M):
-    return M.toarray() if sp.issparse(M) else np.asarray(M)
 
 
 def _max_abs(M):

@@ -11,6 +11,7 @@ from sklearn.utils._optional_dependencies import check_matplotlib_support
 
 from ._refit import refit_loss_changes
 from .models import unwrap
+from .models._losses import test_loss as resolve_test_loss
 
 KINDS = ("loo", "top", "self_influence")
 
@@ -564,8 +565,9 @@ def refit_loo(explainer, X, y, rows, *, X_train, y_train, test_loss=None,
             f"X_train/y_train have {len(y_train)} rows but the explainer was fitted "
             f"on {n}."
         )
-    loss = explainer._test_loss(test_loss) or explainer._objective.loss
-    y_enc = explainer._objective.targets.encode(y, len(y))
+    risk = explainer.risk_
+    loss = risk.loss if test_loss is None else resolve_test_loss(test_loss, risk)
+    y_enc = risk.targets.encode(y, len(y))
     return refit_loss_changes(explainer.estimator_, X_train, y_train,
                               explainer.sample_weight_, rows, X, y_enc, loss,
                               n_jobs=n_jobs)

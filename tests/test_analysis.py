@@ -93,7 +93,7 @@ def test_leverage_corrected_tracks_newton_loo_diagonal(noisy):
     from scipy.stats import spearmanr
 
     explainer = noisy[0]
-    X, y = explainer._objective.X, explainer.classes_[explainer._objective.y]
+    X, y = explainer.risk_.X, explainer.classes_[explainer.risk_.y]
     diag = np.diag(explainer.leave_one_out(X, y, method="newton"))
     key = explainer.self_influence() / (1 - explainer.leverages())
     # one output: the scalar correction ranks as the diagonal (measured 0.9999)
@@ -104,7 +104,7 @@ def test_leverage_corrected_tracks_newton_loo_diagonal(noisy):
 
 def test_loss_ranking_is_training_log_loss(noisy):
     explainer = noisy[0]
-    X, y = explainer._objective.X, explainer.classes_[explainer._objective.y]
+    X, y = explainer.risk_.X, explainer.classes_[explainer.risk_.y]
     P = explainer.predict_proba(X)
     per_row = -np.log(P[np.arange(len(y)), y])
     ranking = mislabel_ranking(explainer, "loss")
@@ -147,7 +147,7 @@ def test_accuracy_after_fixing(noisy):
                                        fractions=fractions)
         print(f"\n{s:>15}: fixed {out[s]['n_fixed'].tolist()} -> test accuracy "
               + " / ".join(f"{a:.3f}" for a in out[s]["accuracy"]))
-    clean = clone(explainer.estimator).fit(explainer._objective.X, y_clean)
+    clean = clone(explainer.estimator).fit(explainer.risk_.X, y_clean)
     print(f"    clean labels: test accuracy {clean.score(X_test, y_test):.3f}")
     # the number of labels fixed is the number of flipped rows in the checked prefix
     for s, res in out.items():
@@ -329,7 +329,7 @@ def test_loo_score_weighted_is_weighted_mean():
     X, y = X[:120, :8], y[:120]
     sw = np.r_[np.full(60, 2.0), np.ones(60)]
     ex = InfluenceExplainer(_tight()).fit(X, y, sample_weight=sw)
-    obj = ex._objective
+    obj = ex.risk_
     diag = np.diag(ex.leave_one_out(X, y, method="newton"))
     expected = np.average(obj.test_loss(obj.X, obj.y) + diag, weights=sw)
     assert loo_score(ex) == pytest.approx(expected, rel=1e-12)

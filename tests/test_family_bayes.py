@@ -112,7 +112,7 @@ def test_ard_prunes_and_holds_pruned_features_fixed():
     explainer, _, _, _ = case("synthetic-ard")
     zero = explainer.params_ == 0
     assert zero.sum() >= 5
-    assert not explainer._objective.free[zero].any()
+    assert not explainer.risk_.free[zero].any()
 
 
 def test_newton_removal_is_the_fixed_precision_refit():

@@ -196,7 +196,7 @@ def brute_force_hat(X, mu):
 def test_unpenalised_poisson_hat_values_and_one_step_changes():
     sm = pytest.importorskip("statsmodels.api")
     explainer, _, _, _ = case("counts-poisson-unpenalised")
-    X, y = explainer._objective.X, explainer._objective.y[:, 0]
+    X, y = explainer.risk_.X, explainer.risk_.y[:, 0]
     mu = explainer.predict(X)
     leverage = explainer.leverages()
     np.testing.assert_allclose(leverage, brute_force_hat(X, mu), rtol=1e-9)

@@ -124,7 +124,7 @@ def test_influences_match_refits(config_id):
     squared = getattr(estimator, "loss", "") == "squared_epsilon_insensitive"
     eps = estimator.epsilon
     r = _residuals(explainer, X, y)
-    pinned = explainer._objective.pinned
+    pinned = explainer.risk_.pinned
     assert squared or pinned[:, 0].sum() < len(explainer.params_)  # not a vertex
     if squared:  # FD must not move a row across the edge of the tube
         assert np.abs(np.abs(r) - eps).min() > 5e-4
@@ -170,7 +170,7 @@ def test_rows_on_the_tube_are_pinned_with_no_influence(config_id):
     """A row on an edge (0 < |ψ'| < 1) trades its weight against its subgradient:
     the refits do not move, and neither does the influence."""
     explainer, oracle, X, y, *_ = case(config_id)
-    pinned = np.flatnonzero(explainer._objective.pinned[:, 0])
+    pinned = np.flatnonzero(explainer.risk_.pinned[:, 0])
     assert len(pinned) >= 5
     r = _residuals(explainer, X, y)
     np.testing.assert_allclose(np.abs(r[pinned]), CONFIGS[config_id][1].epsilon,
@@ -189,7 +189,7 @@ def test_vertex_solution_does_not_move():
     sw = weights("random", X.shape[0])
     estimator = LinearSVR(epsilon=0.3, C=1.0, **DUAL)
     explainer = InfluenceExplainer(estimator).fit(X, y, sample_weight=sw)
-    assert explainer._objective.pinned.sum() == len(explainer.params_)
+    assert explainer.risk_.pinned.sum() == len(explainer.params_)
     np.testing.assert_array_equal(explainer.param_influence(), 0.0)
     oracle = EstimatorRefit(estimator, X, y, sw)
     outside = np.flatnonzero(np.abs(_residuals(explainer, X, y)) > 0.31)
@@ -212,7 +212,7 @@ def test_newton_leave_one_out_of_the_tube(config_id):
     for j in inside:
         moved = params(oracle.leave_out(j)) - explainer.params_
         assert np.abs(moved).max() < 1e-6
-    rows = np.r_[np.flatnonzero(explainer._objective.pinned[:, 0])[:4],
+    rows = np.r_[np.flatnonzero(explainer.risk_.pinned[:, 0])[:4],
                  np.flatnonzero(r > eps + 1e-3)[:4]]
     got = explainer.param_change(rows, method="newton")
     actual = np.array([params(oracle.leave_out(j)) for j in rows]) - explainer.params_

@@ -25,7 +25,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from skinfluence import InfluenceExplainer, NoOptimumWarning
-from skinfluence.groups import group_influence, newton_group_steps
+from skinfluence._removal import newton_group_steps
+from skinfluence.groups import group_influence
 
 
 def _logloss(model, X, y):
@@ -169,7 +170,7 @@ def test_group_of_one_row_is_leave_one_out(estimator, name, method):
     explainer = InfluenceExplainer(estimator).fit(X, y)
     rows = np.arange(0, len(y), 7)
     if isinstance(estimator, SVC):  # every row on the margin (pin released) too
-        rows = np.union1d(rows, np.flatnonzero(explainer._objective.pinned[:, 0]))
+        rows = np.union1d(rows, np.flatnonzero(explainer.risk_.pinned[:, 0]))
     expected = explainer.leave_one_out(Xt, yt, method=method)[:, rows]
     got = group_influence(explainer, [[j] for j in rows], Xt, yt, method=method)
     np.testing.assert_allclose(got, expected, rtol=1e-10,
@@ -181,8 +182,8 @@ def test_woodbury_and_direct_factorisation_agree(name):
     X, y, _, _ = _data(name)
     explainer = InfluenceExplainer(LOGISTIC).fit(X, y)
     groups = [np.arange(3), np.arange(5, 40), np.arange(50, 52)]
-    args = (explainer._objective, explainer.hessian_solver_,
-            explainer._damped_hessian(), groups)
+    solver = explainer.hessian_solver_
+    args = (explainer.risk_, solver, solver.damped_hessian(), groups)
     woodbury = newton_group_steps(*args, strategy="woodbury")
     direct = newton_group_steps(*args, strategy="direct")
     np.testing.assert_allclose(woodbury, direct, rtol=1e-9,
@@ -223,7 +224,7 @@ def test_exact_hinge_group_outside_margin_changes_nothing():
     explainer = InfluenceExplainer(svc).fit(X, y)
     margin = np.where(y == 1, 1, -1) * explainer.decision_function(X)
     outside = np.flatnonzero(margin > 1 + 1e-3)[:10]
-    pinned = np.flatnonzero(explainer._objective.pinned[:, 0])
+    pinned = np.flatnonzero(explainer.risk_.pinned[:, 0])
     groups = [outside, pinned[:2], pinned[2:5]]  # several pins released at once
     newton = group_influence(explainer, groups, Xt, yt, method="newton")
     np.testing.assert_array_equal(newton[:, 0], 0.0)

@@ -234,7 +234,7 @@ def test_newton_for_exact_hinge_releases_margin_rows(estimator):
     # support vectors: measured Pearson (first order → Newton) SVC 0.69 → 0.84,
     # LinearSVC 0.70 → 0.87; on the margin alone first order is uncorrelated
     # (0.07, −0.18) and Newton 0.86 / 0.84. The rest needs active-set steps.
-    pinned = explainer._objective.pinned[support, 0]
+    pinned = explainer.risk_.pinned[support, 0]
     r_newton, _ = _pearson_slope(newton[:, :len(support)], actual[:, :len(support)])
     r_first, _ = _pearson_slope(first[:, :len(support)], actual[:, :len(support)])
     r_pinned, _ = _pearson_slope(newton[:, :len(support)][:, pinned],

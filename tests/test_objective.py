@@ -73,7 +73,7 @@ def test_gradient_vanishes_at_sklearn_optimum(kind, params, binary_data,
     X, y = _data(kind, binary_data, multiclass_data)
     sw = _sample_weight(len(y))
     explainer = InfluenceExplainer(_tight(params)).fit(X, y, sample_weight=sw)
-    g = explainer._objective.gradient()
+    g = explainer.risk_.gradient()
     # per-row gradients are O(1); an error in any term of the recipe gives O(1e-2+)
     assert np.max(np.abs(g)) < 1e-8
     assert explainer.optimality_ < 1e-7
@@ -85,7 +85,7 @@ def test_gradient_and_hessian_match_finite_differences(kind, params, binary_data
     X, y = _data(kind, binary_data, multiclass_data)
     sw = _sample_weight(len(y))
     explainer = InfluenceExplainer(_tight(params)).fit(X, y, sample_weight=sw)
-    obj, est = explainer._objective, explainer.estimator_
+    obj, est = explainer.risk_, explainer.estimator_
     rng = np.random.RandomState(1)
     theta = explainer.params_ + 0.3 * rng.standard_normal(explainer.params_.shape)
     K, d = est.coef_.shape
@@ -128,7 +128,7 @@ def test_hessian_symmetric_positive_semidefinite(kind, params, binary_data,
     eig = np.linalg.eigvalsh(H)
     assert eig.min() > -1e-12 * eig.max()
     # softmax with an intercept: exactly one flat direction, the intercept shift
-    null = explainer._objective.fixed_directions()
+    null = explainer.risk_.fixed_directions()
     if kind == "multi" and params.get("fit_intercept", True):
         assert null.shape[1] == 1
         np.testing.assert_allclose(H @ null, 0, atol=1e-12)

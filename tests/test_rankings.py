@@ -165,7 +165,7 @@ def test_multinomial_leverages_are_largest_eigenvalues_below_one(digits):
     assert np.trace(M, axis1=1, axis2=2).max() > 1  # what the old leverage was
     # the trace is the row's share of the effective degrees of freedom
     edf = np.trace(np.eye(k * d) - np.linalg.inv(H) / (C * n))
-    traces = np.trace(explainer._leverage_matrices(), axis1=1, axis2=2)
+    traces = np.trace(explainer._scoring().leverage_matrices(), axis1=1, axis2=2)
     assert traces.sum() == pytest.approx(edf, rel=1e-9)
 
 

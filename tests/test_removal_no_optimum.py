@@ -251,7 +251,7 @@ def test_separation_screen_agrees_with_linear_programs(monkeypatch):
     y2 = (X2[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
     for Xs, ys in [(X, y), (X2, y2)]:
         obj = InfluenceExplainer(LogisticRegression(C=np.inf, **TIGHT)).fit(
-            Xs, ys)._objective
+            Xs, ys).risk_
         removals = [np.array([j]) for j in range(len(ys))] + [np.array([24, 25])]
         screened = _removal.removal_defects(obj, removals)
         with monkeypatch.context() as m:

@@ -290,7 +290,7 @@ def test_woodbury_at_full_sparse_size_matches_conjugate_gradients():
     # x̃_j solved for (refined to float64) on a few rows
     leverages = wood.leverages()
     rows = np.arange(0, n, 2000)
-    obj = wood._objective
+    obj = wood.risk_
     J = obj.output_jacobians(X[:n][rows])[0].toarray()  # x̃_j
     w = obj.row_weight[rows, 0] * obj.loss.hessian(obj.decision(X[:n][rows]),
                                                    y[:n][rows])[:, 0, 0] / n
