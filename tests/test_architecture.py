@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skinfluence import InfluenceExplainer, models
 from skinfluence._hessian import HessianSolver, choose_solver, make_solver
-from skinfluence.risk_ import LinearObjective
+from skinfluence._objective import LinearObjective
 from skinfluence.models._losses import SquaredErrorLoss
 from skinfluence.models._targets import RealTargets
 
