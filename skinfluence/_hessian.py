@@ -93,7 +93,7 @@ class HessianSolver:
         The undamped Hessian H, when formed ("cholesky").
     """
 
-    name = None
+    name: str | None = None
     reason = None
     condition_number_ = np.nan
     inverse = None

@@ -1,7 +1,10 @@
 """InfluenceExplainer: influence functions for a fitted scikit-learn linear model."""
 
+from __future__ import annotations
+
 import warnings
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +30,7 @@ from ._removal import (
     removal_steps,
 )
 from ._scoring import Scorer
+from ._typing import ArrayLike, FloatArray, IntArray, MatrixLike, Method, TestLoss
 from ._utils import check_indices, dense, model_input
 from .models import (
     balanced_from_sample_weight,
@@ -39,6 +43,9 @@ from .models import (
 from .models._class_weight import class_totals
 from .models._losses import test_loss as resolve_test_loss
 from .models._targets import check_label_types
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 #: Relative Newton step ‖H⁻¹∇R(θ̂)‖∞ / max(1, ‖θ̂‖∞) above which θ̂ is not an optimum.
 OPTIMALITY_WARN = 1e-3
@@ -265,7 +272,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- fitting ------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: MatrixLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None) -> InfluenceExplainer:
         """Fit the estimator and factorise the Hessian of its training objective.
 
         Parameters
@@ -358,7 +366,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return self
 
     # -- influence ----------------------------------------------------------------
-    def param_influence(self, indices=None):
+    def param_influence(self, indices: ArrayLike | None = None) -> FloatArray:
         """I_up,params(z_j) = −H⁻¹∇θL(z_j, θ̂) = n · ∂θ̂/∂s_j for training rows j.
 
         Parameters
@@ -381,7 +389,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out[:, free] = self._scoring().influence_rows(rows)
         return out
 
-    def loss_influence(self, X, y=None, *, test_loss=None):
+    def loss_influence(self, X: MatrixLike, y: ArrayLike | None = None, *,
+                       test_loss: TestLoss = None) -> FloatArray:
         """I_up,loss(z_j, z_test) = −∇θL(z_test, θ̂)ᵀ H⁻¹ ∇θL(z_j, θ̂).
 
         Parameters
@@ -419,7 +428,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         _warn_flat_test_loss(~out.any(axis=1))
         return out
 
-    def test_set_influence(self, X, y=None, *, reduce="mean", test_loss=None):
+    def test_set_influence(self, X: MatrixLike, y: ArrayLike | None = None, *,
+                           reduce: Literal["mean", "sum"] = "mean",
+                           test_loss: TestLoss = None) -> FloatArray:
         """Influence of every training row on a whole test set's loss, streamed.
 
         ``reduce`` over test points of :meth:`loss_influence`: which rows hurt the
@@ -457,8 +468,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
             mean=reduce == "mean")
 
-    def most_influential(self, X, y=None, k=10, kind="harmful", *, test_loss=None,
-                         as_frame=False, method="influence"):
+    def most_influential(
+        self, X: MatrixLike, y: ArrayLike | None = None, k: int = 10,
+        kind: Literal["harmful", "helpful", "abs"] = "harmful", *,
+        test_loss: TestLoss = None, as_frame: bool = False,
+        method: Literal["influence", "newton"] = "influence",
+    ) -> tuple[IntArray, FloatArray] | pd.DataFrame:
         """The k most influential training rows for each test point, streamed.
 
         Scores test points in batches (``batch_size``) and keeps only each one's
@@ -529,7 +544,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return top_rows_frame(self, X, Xv, y_enc, loss, indices, scores, kind, method)
 
-    def transform(self, X):
+    def transform(self, X: MatrixLike) -> FloatArray:
         """Influence at the model's own predictions (needs no y).
 
         For classifiers, the loss influence at the predicted labels. For regressors
@@ -557,7 +572,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return scoring.score(Xv.shape[0],
                              lambda sl: obj.test_gradients(Xv[sl], y_pred[sl]))
 
-    def self_influence(self):
+    def self_influence(self) -> FloatArray:
         """I_up,loss(z_j, z_j) for every training row j.
 
         Returns
@@ -581,7 +596,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return scoring.map(batch, out)
 
-    def leave_one_out(self, X, y, method="influence", *, test_loss=None):
+    def leave_one_out(self, X: MatrixLike, y: ArrayLike, method: Method = "influence",
+                      *, test_loss: TestLoss = None) -> FloatArray:
         """Predicted change of each test loss when training row j is removed.
 
         Parameters
@@ -641,7 +657,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         _warn_flat_test_loss(~out.any(axis=1))
         return out
 
-    def group_influence(self, groups, X, y, method="influence", *, test_loss=None):
+    def group_influence(self, groups: ArrayLike, X: MatrixLike, y: ArrayLike,
+                        method: Method = "influence", *,
+                        test_loss: TestLoss = None) -> FloatArray:
         """Predicted change of each test loss when a whole group of rows is removed.
 
         See :func:`skinfluence.groups.group_influence` (Koh et al., 2019).
@@ -697,8 +715,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         steps = group_steps(obj, self.hessian_solver_, hessian, members, method)
         return scoring.group_loss_changes(Xv, y_enc, steps, loss)
 
-    def perturbation_influence(self, X, y, indices=None, *, space="model",
-                               test_loss=None):
+    def perturbation_influence(
+        self, X: MatrixLike, y: ArrayLike, indices: ArrayLike | None = None, *,
+        space: Literal["model", "input"] = "model", test_loss: TestLoss = None,
+    ) -> FloatArray:
         """I_pert,loss: how moving training inputs changes each test loss.
 
         ``−∇θL(z_test)ᵀ H⁻¹ ∇x∇θL(z_j)``, scaled so that ``(s_j / n) · result[t, j]``
@@ -728,7 +748,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return perturbation_influence(self, X, y, indices, space=space,
                                       test_loss=test_loss)
 
-    def leverages(self):
+    def leverages(self) -> FloatArray:
         """Leverage of every training row: how much the fit bends towards it.
 
         Row j's leverage matrix (k × k for k outputs) is ``M_j = D_j U_jᵀ H⁻¹ U_j / n``,
@@ -764,7 +784,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         sym = root @ scoring.output_grams() @ root / len(self.sample_weight_)
         return np.linalg.eigvalsh(sym)[:, -1]
 
-    def param_change(self, indices=None, method="newton"):
+    def param_change(self, indices: ArrayLike | None = None,
+                     method: Method = "newton") -> FloatArray:
         """θ̂_{−j} − θ̂: how the parameters move when training row j is removed.
 
         Parameters
@@ -801,7 +822,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out[:, self.risk_.free] = steps[rows]
         return out
 
-    def summary_frame(self, *, dfbetas="auto"):
+    def summary_frame(
+        self, *, dfbetas: Literal["auto"] | bool = "auto",
+    ) -> pd.DataFrame:
         """Regression diagnostics of every training row, as a pandas DataFrame.
 
         Like statsmodels' ``OLSInfluence.summary_frame()``, for every supported
@@ -841,7 +864,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return summary_frame(self, dfbetas=dfbetas)
 
     # -- fitted state for analyses -------------------------------------------------
-    def validate_test(self, X, y=None, *, test_loss=None):
+    def validate_test(self, X: MatrixLike, y: ArrayLike | None = None, *,
+                      test_loss: TestLoss = None) -> tuple:
         """Test data as the explained model sees it: what analyses score.
 
         Parameters
@@ -870,7 +894,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         y_enc = self._test_targets(y, Xv, test_loss)
         return Xv, y_enc, self._test_loss(test_loss) or self.risk_.loss
 
-    def test_losses(self, X, y=None, *, test_loss=None):
+    def test_losses(self, X: MatrixLike, y: ArrayLike | None = None, *,
+                    test_loss: TestLoss = None) -> FloatArray:
         """Per-sample test losses ``L(z_t, θ̂)`` (no sample or class weight).
 
         Parameters
@@ -917,7 +942,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.decision_function(X)
 
     @available_if(_estimator_has("score"))
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: MatrixLike, y: ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
         """Score of the fitted estimator (accuracy for classifiers)."""
         check_is_fitted(self)
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
