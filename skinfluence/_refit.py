@@ -5,12 +5,25 @@ from sklearn.base import clone, is_classifier
 from sklearn.utils import _safe_indexing
 from sklearn.utils.parallel import Parallel, delayed
 
+from .models import pipeline_of
+
 
 def decision_values(model, X):
     """Decision values (classifiers) or predictions (regressors), (n, n_outputs)."""
     Z = model.decision_function(X) if is_classifier(model) else model.predict(X)
     Z = np.asarray(Z, dtype=np.float64)
     return Z.reshape(Z.shape[0], -1)
+
+
+def fit_params(estimator, sample_weight):
+    """``fit`` keyword arguments passing ``sample_weight`` (to a Pipeline's last step);
+    none when the weights are all ones (the default)."""
+    if sample_weight is None or np.all(np.asarray(sample_weight) == 1.0):
+        return {}
+    pipeline = pipeline_of(estimator)
+    key = "sample_weight" if pipeline is None else \
+        f"{pipeline.steps[-1][0]}__sample_weight"
+    return {key: np.asarray(sample_weight)}
 
 
 def refit_loss_changes(estimator, X_train, y_train, sample_weight, rows, X, y_enc,
@@ -25,7 +38,7 @@ def refit_loss_changes(estimator, X_train, y_train, sample_weight, rows, X, y_en
     -------
     change : ndarray of shape (n_test, len(rows))
     """
-    sw = None if np.all(sample_weight == 1.0) else np.asarray(sample_weight)
+    sw = None if not fit_params(estimator, sample_weight) else np.asarray(sample_weight)
     losses = Parallel(n_jobs=n_jobs)(
         delayed(_refit_loss)(estimator, X_train, y_train, sw, drop, X, y_enc, loss)
         for drop in [None, *np.asarray(rows, dtype=np.intp).tolist()]
@@ -39,7 +52,7 @@ def _refit_loss(estimator, X_train, y_train, sw, drop, X, y_enc, loss):
     keep = np.ones(len(y_train), dtype=bool)
     if drop is not None:
         keep[drop] = False
-    params = {} if sw is None else {"sample_weight": sw[keep]}
+    params = {} if sw is None else fit_params(estimator, sw[keep])
     model = clone(estimator).fit(_safe_indexing(X_train, keep),
                                  _safe_indexing(y_train, keep), **params)
     return loss.value_grad(decision_values(model, X), y_enc)[0]

@@ -37,8 +37,9 @@ from sklearn.model_selection import ParameterGrid
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._refit import refit_loss_changes
+from ._refit import fit_params, refit_loss_changes
 from ._scoring import output_grams
+from ._utils import dense, model_input
 from .explainer import InfluenceExplainer
 from .models import pipeline_of
 from .models._losses import test_loss as resolve_test_loss
@@ -67,21 +68,47 @@ def _objective(explainer):
     return explainer.risk_
 
 
-def _training_data(explainer):
-    """(X, y, sample_weight) the explainer was fitted on, y decoded to user labels."""
+def _training_data(explainer, X_train=None, y_train=None, what="This analysis"):
+    """(X, y, sample_weight) to refit the explained model on, y as the user's labels.
+
+    The explainer's own copy of the training rows, as the explained model sees them;
+    for a Pipeline those are the transformed features, so the pipeline's input must be
+    given (``X_train``, ``y_train``: the data ``fit`` saw), and is checked against it.
+    """
     obj = _objective(explainer)
-    if pipeline_of(explainer.estimator_) is not None:
-        raise TypeError(
-            "skinfluence.analysis refits and re-scores the training rows, which it "
-            "reads from the explainer as the explained model sees them; for a "
-            "Pipeline those are the transformed features, not the pipeline's input. "
-            "Explain the last step on pre-transformed data for these analyses."
+    if pipeline_of(explainer.estimator_) is None:
+        return obj.X, _training_labels(explainer), explainer.sample_weight_
+    if X_train is None or y_train is None:
+        raise ValueError(
+            f"{what} refits the explained Pipeline on its training rows, but the "
+            "explainer keeps them only as the last step sees them (transformed): pass "
+            "the data fit was given as X_train=..., y_train=...."
         )
+    n = len(explainer.sample_weight_)
+    if _num_samples(X_train) != n or len(y_train) != n:
+        raise ValueError(
+            f"X_train/y_train have {_num_samples(X_train)}/{len(y_train)} rows but the "
+            f"explainer was fitted on {n}."
+        )
+    moved = model_input(explainer.estimator_, X_train)
+    if not np.allclose(dense(moved), dense(obj.X), rtol=1e-10, atol=1e-12):
+        raise ValueError(
+            "X_train is not the data the explainer was fitted on (its transform by the "
+            "pipeline's earlier steps differs): pass the same X_train as to fit."
+        )
+    return X_train, np.asarray(y_train), explainer.sample_weight_
+
+
+def _num_samples(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _training_labels(explainer):
+    """The labels the explainer was fitted on, as the user gave them."""
+    obj = _objective(explainer)
     if obj.targets.classes is not None:
-        y = np.asarray(obj.targets.classes)[obj.y]
-    else:
-        y = obj.y[:, 0] if obj.y.shape[1] == 1 else obj.y
-    return obj.X, y, explainer.sample_weight_
+        return np.asarray(obj.targets.classes)[obj.y]
+    return obj.y[:, 0] if obj.y.shape[1] == 1 else obj.y
 
 
 def _training_losses(explainer):
@@ -120,6 +147,13 @@ def _newton_self_changes_by_blocks(explainer, test_loss=None):
 
     At most ``_LOO_BLOCK`` entries of the (n_train, n_train) matrix are held.
     """
+    if pipeline_of(explainer.estimator_) is not None:
+        raise NotImplementedError(
+            "The Newton change of each training row's own loss for a Pipeline with "
+            "class weights computed from the sample weights (class_weight='balanced') "
+            "or the exact hinge is not supported yet: explain the last step on the "
+            "transformed features, or use strategy='self_influence'."
+        )
     X, y, _ = _training_data(explainer)
     n = X.shape[0]
     rows = max(1, _LOO_BLOCK // n)
@@ -159,11 +193,6 @@ def _check_explainer(explainer):
             f"Expected a fitted InfluenceExplainer; got {type(explainer).__name__}."
         )
     check_is_fitted(explainer)
-
-
-def _fit_params(sample_weight):
-    """Pass the sample weights only when there are any (ones are the default)."""
-    return {} if np.all(sample_weight == 1.0) else {"sample_weight": sample_weight}
 
 
 # -- mislabel search --------------------------------------------------------------------
@@ -291,7 +320,7 @@ def _check_ranking(ranking, n):
 
 def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
                           fractions=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), *,
-                          n_jobs=None):
+                          n_jobs=None, X_train=None):
     """Test accuracy after checking, and fixing, the top of a ranking (paper's Fig 6).
 
     For each fraction f, the labels of the first ``ceil(f · n_train)`` rows of
@@ -314,6 +343,10 @@ def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
         Fractions of the training rows checked.
     n_jobs : int, default=None
         joblib workers for the refits (None: the explainer's ``n_jobs``).
+    X_train : array-like, default=None
+        For an explainer of a Pipeline: the training inputs ``fit`` was given (the
+        explainer keeps them only as the last step sees them); the whole pipeline is
+        refitted on them. Ignored otherwise.
 
     Returns
     -------
@@ -344,8 +377,9 @@ def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
     """
     _check_explainer(explainer)
     template = _refit_model(explainer, "accuracy_after_fixing")
-    X, y_noisy, sw = _training_data(explainer)
-    n = X.shape[0]
+    y_noisy = _training_labels(explainer)  # the labels the explainer was fitted on
+    X, _, sw = _training_data(explainer, X_train, y_noisy, "accuracy_after_fixing")
+    n = len(y_noisy)
     ranking = _check_ranking(ranking, n)
     y_clean = np.asarray(y_clean)
     if y_clean.shape != y_noisy.shape:
@@ -356,7 +390,8 @@ def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
     fractions = np.asarray(fractions, dtype=float)
     if fractions.ndim != 1 or np.any((fractions < 0) | (fractions > 1)):
         raise ValueError("fractions must be a 1-D sequence of values in [0, 1].")
-    X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64)
+    if pipeline_of(explainer.estimator_) is None:
+        X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64)
     labels, n_fixed = [], []
     for f in fractions:
         y_fixed = y_noisy.copy()
@@ -366,7 +401,7 @@ def accuracy_after_fixing(explainer, ranking, y_clean, X_test, y_test,
         n_fixed.append(int(np.sum(y_fixed != y_noisy)))
 
     def score(y_fit):
-        model = clone(template).fit(X, y_fit, **_fit_params(sw))
+        model = clone(template).fit(X, y_fit, **fit_params(template, sw))
         return model.score(X_test, y_test)
 
     n_jobs = explainer.n_jobs if n_jobs is None else n_jobs
@@ -420,7 +455,8 @@ def _spearman(a, b):
     return _pearson(rankdata(a), rankdata(b))
 
 
-def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
+def validate(explainer, X, y, k=10, method="influence", n_jobs=None, *,
+             X_train=None, y_train=None):
     """Check predicted leave-one-out changes against real refits (the paper's Fig 2).
 
     Ranks the training rows by the magnitude of their predicted effect on the mean
@@ -448,6 +484,11 @@ def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
         As in :meth:`~skinfluence.InfluenceExplainer.leave_one_out`.
     n_jobs : int, default=None
         joblib workers for the refits (None: the explainer's ``n_jobs``).
+    X_train, y_train : array-like, default=None
+        For an explainer of a Pipeline: the training data ``fit`` was given (the
+        explainer keeps it only as the last step sees it). The whole pipeline is
+        refitted, earlier steps included, while the influence holds them fixed: the
+        check measures that approximation too. Ignored otherwise.
 
     Returns
     -------
@@ -474,8 +515,8 @@ def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
     """
     _check_explainer(explainer)
     template = _refit_model(explainer, "validate")
-    X_train, y_train, sw = _training_data(explainer)
-    n_train = X_train.shape[0]
+    X_train, y_train, sw = _training_data(explainer, X_train, y_train, "validate")
+    n_train = len(sw)
     if not isinstance(k, Integral) or not 2 <= k <= n_train:
         raise ValueError(f"k must be an integer in [2, {n_train}]; got {k!r}.")
     per_point = explainer.leave_one_out(X, y, method=method)
@@ -485,8 +526,9 @@ def validate(explainer, X, y, k=10, method="influence", n_jobs=None):
     top = order[:k]
 
     obj = _objective(explainer)
-    X_test = check_array(X, accept_sparse="csr", dtype=np.float64)
-    y_enc = obj.targets.encode(y, X_test.shape[0])
+    X_test = X if pipeline_of(explainer.estimator_) is not None else \
+        check_array(X, accept_sparse="csr", dtype=np.float64)
+    y_enc = obj.targets.encode(y, _num_samples(X_test))
     n_jobs = explainer.n_jobs if n_jobs is None else n_jobs
     actual_per_point = refit_loss_changes(template, X_train, y_train, sw,
                                           top, X_test, y_enc, obj.loss, n_jobs=n_jobs)

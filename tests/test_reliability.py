@@ -215,7 +215,7 @@ def test_refitting_analyses_refuse_pipelines_clearly(cancer):
 
     X, y, Xt, yt = cancer
     explainer = InfluenceExplainer(make_pipeline(StandardScaler(), tight())).fit(X, y)
-    with pytest.raises(TypeError, match="Pipeline"):
+    with pytest.raises(ValueError, match="X_train=..., y_train="):
         validate(explainer, Xt, yt, k=3)
     # ranking scores rows in the explained model's own feature space: fine
     assert mislabel_ranking(explainer, "loss").shape == (len(y),)
