@@ -39,6 +39,7 @@ or a direct factorisation of the downdated Hessian, and the exact refit; formula
 """
 
 import copy
+import sys
 import warnings
 from numbers import Integral
 
@@ -325,13 +326,13 @@ def _downdate_parts(objective, solver):
     return S, D, M
 
 
-def removal_steps(objective, solver, hessian, method):
+def removal_steps(objective, solver, hessian, method, *, verbose=0):
     """θ̂_{−j} − θ̂ estimated for every training row j, (n, p_free).
 
     ``method`` "newton" (one Newton step) or "exact". Rows without weight get exactly
     0 (R is unchanged); rows whose removal leaves no optimum (``removal_defects``),
     an indefinite Newton step, or iterations that do not converge get NaN, with one
-    ``NoOptimumWarning``.
+    ``NoOptimumWarning``. ``verbose > 0`` reports the exact iterations' progress.
     """
     n = objective.X.shape[0]
     removals = [np.array([j]) for j in range(n)]
@@ -341,7 +342,8 @@ def removal_steps(objective, solver, hessian, method):
         for j in np.flatnonzero(np.isnan(steps).any(axis=1)):
             defects.setdefault(int(j), INDEFINITE)
     else:
-        steps, failed = exact_steps(objective, solver, hessian, skip=list(defects))
+        steps, failed = exact_steps(objective, solver, hessian, skip=list(defects),
+                                    verbose=verbose)
         defects.update(failed)
     return settle(objective, removals, steps, defects, "row")
 
@@ -417,14 +419,16 @@ def _release_pins(objective, S, H, G, steps):
             steps[j] += V[:, i] * (V[:, i] @ G[j]) / curvature[i]
 
 
-def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100):
+def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
+                verbose=0):
     """θ̂_{−j} − θ̂ for every training row, to ``tol`` (relative, ∞-norm).
 
     Chord iterations Δ ← Δ − H'_j⁻¹ ∇R_{−j}(θ̂ + Δ) from the Newton step, with H'_j
     the downdated Hessian at θ̂; rows where the chord stops contracting (or whose
     Newton step is undefined) continue with full Newton steps (``newton_refine``).
     Rows in ``skip`` and rows without weight are not iterated. Returns (steps
-    (n, p_free), {row: reason} for rows that did not converge).
+    (n, p_free), {row: reason} for rows that did not converge). ``verbose > 0`` prints
+    the progress (rows done, iterations) to stderr.
     """
     _check_supported(objective)
     refusal = getattr(objective, "exact_removal_refusal", None)
@@ -445,15 +449,19 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100)
     steps[stalled] = 0.0  # the Newton step is undefined: start from θ̂
     todo[stalled] = False
     scale = max(1.0, np.abs(objective.params).max(initial=0.0))
+    done = 0
     for rows in _row_batches(n, k):
+        done += len(rows)
         rows = rows[todo[rows]]
         delta = steps[rows].copy()
         U = [dense(u) for u in objective.output_jacobians(X[rows])]
         active = np.ones(len(rows), dtype=bool)
         last = np.full(len(rows), np.inf)
+        n_iter = 0
         for _ in range(max_iter):
             if not active.any():
                 break
+            n_iter += 1
             g = _removal_gradients(objective, rows[active], delta[active])
             step = _chord(objective, S, D, M, rows[active], [u[active] for u in U],
                           g[:, objective.free])
@@ -466,7 +474,12 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100)
             stalled.extend(rows[idx[grew & ~(size <= tol * scale)]].tolist())
         stalled.extend(rows[active].tolist())
         steps[rows] = delta
+        _progress(verbose, f"exact leave-one-out: {done} of {n} rows, chord iterations "
+                           f"converged in {n_iter} step(s)")
     failed = {}
+    if stalled:
+        _progress(verbose, f"exact leave-one-out: {len(stalled)} row(s) continue with "
+                           "full Newton steps")
     for j in stalled:  # curvature changed along the way: full (semismooth) Newton
         steps[j], ok = newton_refine(objective, solver, j, steps[j], tol * scale,
                                      max_iter)
@@ -474,6 +487,11 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100)
             failed[int(j)] = f"did not converge within max_iter={max_iter}"
     _check_exact_result(objective, steps, todo)
     return steps, failed
+
+
+def _progress(verbose, message):
+    if verbose:
+        print(f"[skinfluence] {message}", file=sys.stderr, flush=True)
 
 
 def _row_batches(n, k):

@@ -647,7 +647,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if method in ("newton", "exact"):
             scoring.check_result_size((Xv.shape[0], len(self.sample_weight_)))
             steps = removal_steps(obj, self.hessian_solver_, self._damped_hessian(),
-                                  method)
+                                  method, verbose=self.verbose)
             return scoring.loss_changes(Xv, y_enc, steps, loss)
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
@@ -817,7 +817,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             return -(self.sample_weight_[rows] / n)[:, None] * \
                 self.param_influence(rows)
         steps = removal_steps(self.risk_, self.hessian_solver_,
-                              self._damped_hessian(), method)
+                              self._damped_hessian(), method, verbose=self.verbose)
         out = np.zeros((len(rows), len(self.params_)))
         out[:, self.risk_.free] = steps[rows]
         return out

@@ -67,7 +67,7 @@ def test_accuracy_after_fixing_refits_the_pipeline(data):
     ranking = mislabel_ranking(ex, "leverage_corrected")
     res = accuracy_after_fixing(ex, ranking, y, Xt, yt, fractions=[0.0, 0.2],
                                 X_train=X)
-    for f, acc in zip([0.0, 0.2], res["accuracy"]):
+    for f, acc in zip([0.0, 0.2], res["accuracy"], strict=True):
         y_fixed = y_noisy.copy()
         top = ranking[: int(np.ceil(f * len(y) - 1e-9))]
         y_fixed[top] = y[top]

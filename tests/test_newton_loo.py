@@ -308,3 +308,17 @@ def test_exact_follows_the_hinge_solution_path(estimator, data, rtol):
     assert scale > 1e-3
     assert np.abs(exact - actual).max() / scale < rtol
     assert np.abs(newton - actual).max() / scale > 10 * rtol  # Newton is not exact
+
+
+def test_exact_leave_one_out_reports_progress_with_verbose(capsys):
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:120, :4]
+    y = y[:120]
+    model = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-12)
+    quiet = InfluenceExplainer(model).fit(X, y)
+    expected = quiet.leave_one_out(X[:3], y[:3], method="exact")
+    assert "exact leave-one-out" not in capsys.readouterr().err
+    loud = InfluenceExplainer(model, verbose=1).fit(X, y)
+    np.testing.assert_array_equal(loud.leave_one_out(X[:3], y[:3], method="exact"),
+                                  expected)
+    assert "exact leave-one-out: 120 of 120 rows" in capsys.readouterr().err
