@@ -14,7 +14,7 @@ distributed = pytest.importorskip("distributed")
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_matches_in_process():
+def test_dask_local_cluster_matches_in_process(tmp_path):
     X, y = load_iris(return_X_y=True)
     model = LogisticRegression(solver="newton-cholesky", tol=1e-10)
     explainer = InfluenceExplainer(model, batch_size=7).fit(X, y)
@@ -22,6 +22,7 @@ def test_dask_local_cluster_matches_in_process():
     newton = explainer.leave_one_out(X, y, method="newton")
     top = explainer.most_influential(X, y, k=3)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  local_directory=tmp_path,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster), joblib.parallel_backend("dask"):
         np.testing.assert_allclose(explainer.loss_influence(X, y), reference,
@@ -35,7 +36,7 @@ def test_dask_local_cluster_matches_in_process():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solver", ["cg", "woodbury"])
-def test_dask_local_cluster_matches_in_process_sparse_solvers(solver):
+def test_dask_local_cluster_matches_in_process_sparse_solvers(solver, tmp_path):
     """The iterative solvers' batches solved on Dask workers: same answers."""
     rng = np.random.RandomState(0)
     X = sp.random(150, 500, density=0.03, random_state=rng, format="csr") * 3
@@ -45,6 +46,7 @@ def test_dask_local_cluster_matches_in_process_sparse_solvers(solver):
                                    batch_size=9).fit(X[:120], y[:120])
     reference = explainer.loss_influence(X[120:], y[120:])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  local_directory=tmp_path,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster), joblib.parallel_backend("dask"):
         out = explainer.loss_influence(X[120:], y[120:])
@@ -53,7 +55,7 @@ def test_dask_local_cluster_matches_in_process_sparse_solvers(solver):
 
 
 @pytest.mark.slow
-def test_dask_ships_the_explainer_once_per_call_not_per_batch():
+def test_dask_ships_the_explainer_once_per_call_not_per_batch(tmp_path):
     """The batch function closes over the explainer (here ≈ 20 MB pickled): joblib's
     Dask backend must scatter it, not embed it in every task's graph (distributed
     warns "Sending large graph" above 10 MB per graph)."""
@@ -66,6 +68,7 @@ def test_dask_ships_the_explainer_once_per_call_not_per_batch():
     explainer = InfluenceExplainer(model, batch_size=20).fit(X[:6000], y[:6000])
     reference = explainer.loss_influence(X[6000:], y[6000:])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  local_directory=tmp_path,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster), joblib.parallel_backend("dask"), \
             warnings.catch_warnings(record=True) as caught:
