@@ -574,8 +574,16 @@ def _removal_gradients(objective, rows, steps):
     grad = [np.asarray(X.T @ dZ.reshape(n, m * k)).T.reshape(m, k * d)]
     if objective.fit_intercept:
         grad.append(dZ.sum(axis=0))
-    return (np.hstack(grad) / n + objective.quad_penalty * theta
-            + objective.l1_penalty * np.sign(theta))
+    return np.hstack(grad) / n + _penalty_gradient(objective, theta)
+
+
+def _penalty_gradient(objective, theta):
+    """∇ of the penalties at parameter rows theta (m, p): ``q ⊙ θ + a ⊙ sign(θ)``, or
+    the objective's own ``penalty_gradient(theta)`` when it has other penalties."""
+    own = getattr(objective, "penalty_gradient", None)
+    if own is not None:
+        return own(theta)
+    return objective.quad_penalty * theta + objective.l1_penalty * np.sign(theta)
 
 
 def _check_exact_result(objective, steps, rows):
