@@ -167,5 +167,5 @@ DESCRIPTION = {
         "½ ‖y − z‖² (2-D y: the tasks)",
         "group L1 Σ_j ‖W[:, j]‖₂ + L2 (`alpha`, `l1_ratio`) on the active features; "
         "CV: at `alpha_`, `l1_ratio_`; weights normalised", "unpenalised",
-        "TBD"),
+        "≤ 4e-11; exact LOO 7e-9"),
 }
