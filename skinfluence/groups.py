@@ -40,6 +40,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 from ._hessian import complement_basis
+from ._objective import LinearObjective
 from ._parallel import BATCH_BYTES
 from ._removal import (
     INDEFINITE,
@@ -279,7 +280,9 @@ def _balanced_group_steps(objective, solver, hessian, members):
         change = copy.copy(objective)
         change.row_weight = removed.row_weight - objective.row_weight
         change.quad_penalty = np.zeros_like(objective.quad_penalty)
-        H, grad = hessian + change.hessian(), removed.gradient()
+        # the data part only: a family's own penalty curvature (hessian() of a
+        # subclass, e.g. a group penalty) is already in ``hessian``
+        H, grad = hessian + LinearObjective.hessian(change), removed.gradient()
         if basis is not None:
             H, grad = basis.T @ H @ basis, basis.T @ grad
         try:

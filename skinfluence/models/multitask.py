@@ -58,9 +58,11 @@ class GroupPenaltyObjective(NormalisedWeightObjective):
     Notes
     -----
     Coefficient columns that are entirely zero are ``fixed``. Besides ``gradient``
-    and ``hessian``, the objective offers ``penalty_gradient(theta)`` (the removal
-    iterations' gradient of the penalties) and ``penalty_hessian_product(V)`` (the
-    matrix-free solvers' Hessian-vector product of the group term).
+    and ``hessian``, the objective offers hooks for :mod:`skinfluence._removal`:
+    ``penalty_gradient(theta)`` (the penalties' gradient in the removal iterations)
+    and ``active_set_violations(gradients)`` (removals that free a zero column or
+    zero an active one); and for the matrix-free solvers
+    ``penalty_hessian_product(V)`` (the group term's Hessian-vector product).
     """
 
     def __init__(self, loss, coef, intercept, X, y, sample_weight, quad_penalty,
@@ -113,6 +115,23 @@ class GroupPenaltyObjective(NormalisedWeightObjective):
     def hessian(self):
         """∇²R(θ̂) on the free parameters, the group penalty's blocks included."""
         return super().hessian() + self.group_hessian()[np.ix_(self.free, self.free)]
+
+    def active_set_violations(self, gradients, rtol=1e-6):
+        """Whether ∇R at exact removal estimates (rows (m, p), full θ) leaves the
+        group active set: (freed, kinked), two (m,) bool.
+
+        Freed: a zero column's subgradient condition ‖∇_{w_j}‖ ≤ g fails (the
+        estimate, which keeps it at zero, is the optimum on the active set). Kinked:
+        an active column is not stationary (‖∇_{w_j} R‖ > rtol · g): its optimum is
+        w_j = 0, where the group norm has its kink, and no estimate keeps it active.
+        """
+        k, d = self.n_outputs, self.n_features
+        G = np.atleast_2d(gradients)[:, : k * d].reshape(-1, k, d)
+        norms = np.linalg.norm(G, axis=1)  # (m, d)
+        zero = (self.coef == 0).all(axis=0)
+        freed = (norms[:, zero] > self.group_penalty * (1 + 1e-8)).any(axis=1)
+        kinked = (norms[:, ~zero] > rtol * self.group_penalty).any(axis=1)
+        return freed, kinked & (self.group_penalty > 0)
 
     def penalty_hessian_product(self, V):
         """∇²(g Σ_j ‖w_j‖) V on the free parameters, V (p_free, m)."""
