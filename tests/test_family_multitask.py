@@ -13,7 +13,10 @@ Oracles (nothing here uses skinfluence's objective):
   (leverage = ∂ŷ_j/∂y_j).
 
 Measured relative errors ‖pred − FD‖∞ / ‖FD‖∞ (requirement 1e-5), worst over two
-rows and over params / loss / prediction: see each assertion's message.
+rows and over params / loss / prediction: ≤ 4e-11 on every configuration below.
+Exact leave-one-out vs refits without the row: params ≤ 4e-8, test losses ≤ 7e-9
+relative; Newton LOO R ≥ 0.997 (slope 0.97–0.99: the weights' re-normalisation
+shifts H by O(1/n), left to "exact").
 """
 
 import functools
