@@ -257,9 +257,10 @@ class ConjugateGradientSolver(HessianSolver):
 
     Never forms H: each iteration is one Hessian-vector product per block of
     right-hand sides, ``(1/n) [X, 1]ᵀ (D ⊙ ([X, 1] V)) + (q + λ) ⊙ V``, two products
-    with X (sparse X stays sparse). Jacobi (diagonal) preconditioner; the fixed
-    directions are projected out, so the answer is the same as
-    :class:`CholeskySolver`'s up to ``tol``.
+    with X (sparse X stays sparse), plus ``objective.penalty_hessian_product(V)`` for
+    objectives with a non-diagonal penalty (a group penalty's blocks). Jacobi
+    (diagonal) preconditioner; the fixed directions are projected out, so the answer
+    is the same as :class:`CholeskySolver`'s up to ``tol``.
 
     Parameters
     ----------
@@ -329,7 +330,9 @@ class ConjugateGradientSolver(HessianSolver):
                 out[k * d + a] = T[:, a, :].sum(axis=0)
         if not all_free:
             out = out[obj.free]
-        return out + (obj.quad_penalty[obj.free] + self.damping)[:, None] * V
+        out += (obj.quad_penalty[obj.free] + self.damping)[:, None] * V
+        extra = getattr(obj, "penalty_hessian_product", None)
+        return out if extra is None else out + extra(V)  # a non-diagonal penalty
 
     def _project(self, V):
         N = self._basis
@@ -510,6 +513,12 @@ class WoodburySolver(HessianSolver):
                 f"{objective.n_outputs} outputs. Use hessian_solver='cg'."
             )
         _refuse_pinned(objective, "woodbury")
+        if hasattr(objective, "penalty_hessian_product"):
+            raise NotImplementedError(
+                "hessian_solver='woodbury' needs a diagonal penalty; this objective "
+                "has a non-diagonal one (e.g. a MultiTask group penalty). Use "
+                "hessian_solver='cholesky' or 'cg'."
+            )
         self.tol = tol
         self.max_iter = 100 if max_iter is None else max_iter
         X, n, d = objective.X, objective.X.shape[0], objective.n_features

@@ -48,6 +48,7 @@ from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
 
 from ._hessian import complement_basis
+from ._objective import LinearObjective
 from ._utils import dense
 from .models._losses import (
     BinomialLoss,
@@ -485,7 +486,7 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
                                      max_iter)
         if not ok:
             failed[int(j)] = f"did not converge within max_iter={max_iter}"
-    _check_exact_result(objective, steps, todo)
+    failed.update(_check_exact_result(objective, steps, todo))
     return steps, failed
 
 
@@ -597,26 +598,50 @@ def _removal_gradients(objective, rows, steps):
     grad = [np.asarray(X.T @ dZ.reshape(n, m * k)).T.reshape(m, k * d)]
     if objective.fit_intercept:
         grad.append(dZ.sum(axis=0))
-    return (np.hstack(grad) / n + objective.quad_penalty * theta
-            + objective.l1_penalty * np.sign(theta))
+    return np.hstack(grad) / n + _penalty_gradient(objective, theta)
+
+
+def _penalty_gradient(objective, theta):
+    """∇ of the penalties at parameter rows theta (m, p): ``q ⊙ θ + a ⊙ sign(θ)``, or
+    the objective's own ``penalty_gradient(theta)`` when it has other penalties."""
+    own = getattr(objective, "penalty_gradient", None)
+    if own is not None:
+        return own(theta)
+    return objective.quad_penalty * theta + objective.l1_penalty * np.sign(theta)
 
 
 def _check_exact_result(objective, steps, rows):
     """Warn if removing ``rows`` (mask) would free coefficients the L1 penalty holds
-    at zero (the exact steps keep the full fit's active set)."""
+    at zero (the exact steps keep the full fit's active set).
+
+    An objective with another penalty decides with its own
+    ``active_set_violations(gradients)`` (rows (m, p) of ∇R_{−j} at the exact
+    estimates → (freed, kinked), two (m,) bool): kinked removals would zero an active
+    group, so no optimum keeps the active set; they are returned as {row: reason}.
+    """
+    own = getattr(objective, "active_set_violations", None)
     fixed = ~objective.free & (objective.l1_penalty > 0)
     rows = np.flatnonzero(rows & np.isfinite(steps).all(axis=1))
-    if fixed.any() and rows.size:
-        g = _removal_gradients(objective, rows, steps[rows])[:, fixed]
-        freed = np.abs(g) > objective.l1_penalty[fixed] * (1 + 1e-8)
+    kinked = {}
+    if (own is not None or fixed.any()) and rows.size:
+        g = _removal_gradients(objective, rows, steps[rows])
+        if own is None:
+            freed = (np.abs(g[:, fixed])
+                     > objective.l1_penalty[fixed] * (1 + 1e-8)).any(axis=1)
+        else:
+            freed, off = own(g)
+            kinked = {int(j): "its refit zeroes coefficients of the full fit's "
+                      "active set (a kink of the penalty), which no estimate on "
+                      "that active set reaches" for j in rows[off]}
         if freed.any():
             warnings.warn(
-                f"Removing {int(freed.any(axis=1).sum())} row(s) would move "
+                f"Removing {int(freed.sum())} row(s) would move "
                 "coefficients held at zero by the L1 penalty off zero; their exact "
                 "estimates keep the active set of the full fit.",
                 RuntimeWarning,
                 stacklevel=4,
             )
+    return kinked
 
 
 def loss_change(objective, X_test, y_test, steps, loss=None):
@@ -723,7 +748,9 @@ def _balanced_group_steps(objective, solver, hessian, members):
         change = copy.copy(objective)
         change.row_weight = removed.row_weight - objective.row_weight
         change.quad_penalty = np.zeros_like(objective.quad_penalty)
-        H, grad = hessian + change.hessian(), removed.gradient()
+        # the data part only: a family's own penalty curvature (hessian() of a
+        # subclass, e.g. a group penalty) is already in ``hessian``
+        H, grad = hessian + LinearObjective.hessian(change), removed.gradient()
         if basis is not None:
             H, grad = basis.T @ H @ basis, basis.T @ grad
         try:

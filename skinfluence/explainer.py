@@ -975,6 +975,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         tags.target_tags.multi_output = (
             inner.target_tags.multi_output and inner.regressor_tags is not None
         )
+        tags.target_tags.single_output = inner.target_tags.single_output  # MultiTask
         tags.regressor_tags = inner.regressor_tags
         tags.target_tags.required = True
         tags.input_tags.sparse = True

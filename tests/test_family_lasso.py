@@ -29,8 +29,6 @@ from sklearn.linear_model import (
     LassoLars,
     LassoLarsCV,
     LassoLarsIC,
-    MultiTaskElasticNet,
-    MultiTaskLasso,
 )
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -210,13 +208,6 @@ def test_lasso_on_2d_y_is_one_problem_per_target():
     d = X.shape[1]
     np.testing.assert_allclose(joint.param_influence()[:, d:2 * d],
                                single.param_influence()[:, :d], rtol=1e-8, atol=1e-10)
-
-
-@pytest.mark.parametrize("estimator", [MultiTaskLasso(), MultiTaskElasticNet()])
-def test_multitask_refused_with_reason(estimator):
-    X, Y, _, _ = dataset("multi")
-    with pytest.raises(TypeError, match="not supported yet .needs its group penalty"):
-        InfluenceExplainer(estimator).fit(X, Y)
 
 
 def test_jittered_lars_refused():

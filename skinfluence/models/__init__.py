@@ -18,10 +18,10 @@ per group of classes) generates the support table of the README and the user gui
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from . import bayes, glm, lasso, logistic, ridge, ridge_cv, sgd, svm, svr
+from . import bayes, glm, lasso, logistic, multitask, ridge, ridge_cv, sgd, svm, svr
 from .refused import KINDS, REFUSED, refusal
 
-_FAMILIES = (logistic, svm, ridge, sgd, lasso, ridge_cv, glm, bayes, svr)
+_FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr)
 
 
 def supported_estimators():

@@ -33,16 +33,20 @@ class NormalisedWeightObjective(LinearObjective):
 fixed
         As for :class:`~skinfluence._objective.LinearObjective`; the penalties are
         those of scikit-learn's objective F (R = F).
+    penalised : bool or None, default=None
+        Whether F has a penalty; None: whether ``quad_penalty`` or ``l1_penalty``
+        is nonzero (a subclass with a penalty of its own says True).
     """
 
     def __init__(self, loss, coef, intercept, X, y, sample_weight, quad_penalty,
-                 l1_penalty, *, targets, fixed=None):
+                 l1_penalty, *, targets, fixed=None, penalised=None):
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
         n, total = X.shape[0], sample_weight.sum()
         # Without a penalty the minimiser does not depend on the scale c: then c is
         # a constant (the removals' Newton step downdates H exactly).
-        penalised = np.any(np.asarray(quad_penalty) != 0) or \
-            np.any(np.asarray(l1_penalty) != 0)
+        if penalised is None:
+            penalised = np.any(np.asarray(quad_penalty) != 0) or \
+                np.any(np.asarray(l1_penalty) != 0)
         super().__init__(
             loss, coef, intercept, X, y, sample_weight, np.full(n, n / total),
             quad_penalty, l1_penalty, targets=targets,

@@ -27,8 +27,8 @@ is k independent problems with one joint R.
   ``LassoLarsIC`` picks ``alpha_`` among the knots of the path, where a variable
   enters with ``|∇| = α`` and coefficient 0: the influence is the one-sided derivative
   that keeps it at zero.
-- Refused: the MultiTask variants (their group penalty ‖W_{:,j}‖₂ couples the outputs)
-  and ``LassoLars(jitter=...)`` (fitted on targets with random noise added).
+- Refused: ``LassoLars(jitter=...)`` (fitted on targets with random noise added).
+  The MultiTask variants (group penalty) are :mod:`.multitask`.
 """
 
 import numpy as np
@@ -40,13 +40,11 @@ from sklearn.linear_model import (
     LassoLars,
     LassoLarsCV,
     LassoLarsIC,
-    MultiTaskElasticNet,
 )
 
 from ._losses import SquaredErrorLoss
 from ._normalised import NormalisedWeightObjective
 from ._targets import RealTargets
-from .refused import refusal
 
 
 def _penalty(est):
@@ -102,9 +100,7 @@ def enet_objective(est, X, y, sample_weight, **options):
 
 
 def validate(est):
-    """Refuse the MultiTask variants and jittered LARS fits before fitting."""
-    if isinstance(est, MultiTaskElasticNet):  # MultiTaskLasso subclasses it
-        raise TypeError(refusal(est))
+    """Refuse jittered LARS fits before fitting."""
     if isinstance(est, (LassoLars, LassoLarsCV)) and \
             getattr(est, "jitter", None) is not None:
         raise TypeError(

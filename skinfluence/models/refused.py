@@ -10,10 +10,6 @@ from sklearn.linear_model import (
     HuberRegressor,
     Lars,
     LarsCV,
-    MultiTaskElasticNet,
-    MultiTaskElasticNetCV,
-    MultiTaskLasso,
-    MultiTaskLassoCV,
     OrthogonalMatchingPursuit,
     OrthogonalMatchingPursuitCV,
     PassiveAggressiveClassifier,
@@ -28,10 +24,6 @@ from sklearn.svm import NuSVC, NuSVR, OneClassSVM
 
 _NO_OBJECTIVE = ("is not the optimum of a training objective, so influence functions "
                  "(derivatives of an optimum) do not apply")
-
-_MULTITASK = ("is not supported yet (needs its group penalty Σ_j ‖W_{:,j}‖₂, whose "
-              "Hessian couples the outputs, and a group active set); fit one "
-              "Lasso/ElasticNet per target (or Lasso on a 2-D y)")
 
 #: class → why it is refused and what to use instead (completes "… <Name> …").
 REFUSED = {
@@ -75,10 +67,6 @@ REFUSED = {
                  "labelled row)",
     SGDOneClassSVM: "is not supported yet (needs the one-class objective with its "
                     "fitted offset)",
-    MultiTaskElasticNet: _MULTITASK,
-    MultiTaskLasso: _MULTITASK,
-    MultiTaskElasticNetCV: _MULTITASK,
-    MultiTaskLassoCV: _MULTITASK,
 }
 
 
