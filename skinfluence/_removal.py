@@ -293,7 +293,7 @@ def warn_no_optimum(defects, kind, stacklevel=3):
     shown = "; ".join(f"{kind} {i}: {reason}" for i, reason in items[:5])
     more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
     warnings.warn(
-        f"Removing {len(items)} {kind}(s) leaves no refit to estimate, so their "
+        f"Removing {len(items)} {kind}(s) leaves no refit to estimate here, so their "
         f"estimates are NaN ({shown}{more}). Use method='influence' for the "
         "first-order estimate.",
         NoOptimumWarning,
@@ -611,37 +611,48 @@ def _penalty_gradient(objective, theta):
 
 
 def _check_exact_result(objective, steps, rows):
-    """Warn if removing ``rows`` (mask) would free coefficients the L1 penalty holds
-    at zero (the exact steps keep the full fit's active set).
+    """Removals (``rows``: mask) whose exact estimate is off the full fit's active set,
+    as {row: reason}: their estimates become NaN.
 
-    An objective with another penalty decides with its own
+    The exact steps move the parameters the full fit left free. A removal whose refit
+    frees a coefficient the L1 penalty holds at zero (its gradient exceeds the
+    penalty there) changes the active set, which these steps do not follow yet. An
+    objective with another penalty decides with its own
     ``active_set_violations(gradients)`` (rows (m, p) of ∇R_{−j} at the exact
     estimates → (freed, kinked), two (m,) bool): kinked removals would zero an active
-    group, so no optimum keeps the active set; they are returned as {row: reason}.
+    group, so no optimum keeps the active set.
+    """
+    rows = np.flatnonzero(rows & np.isfinite(steps).all(axis=1))
+    if not rows.size:
+        return {}
+    return _active_set_changes(objective, rows,
+                               lambda: _removal_gradients(objective, rows, steps[rows]))
+
+
+def _active_set_changes(objective, removals, gradients):
+    """{removal: reason} for removals whose exact estimate leaves the active set.
+
+    ``gradients``: rows (m, p) of ∇R without each removal at its estimate (or a
+    callable giving them, evaluated only when some coefficient is held at zero).
     """
     own = getattr(objective, "active_set_violations", None)
     fixed = ~objective.free & (objective.l1_penalty > 0)
-    rows = np.flatnonzero(rows & np.isfinite(steps).all(axis=1))
-    kinked = {}
-    if (own is not None or fixed.any()) and rows.size:
-        g = _removal_gradients(objective, rows, steps[rows])
+    off = {}
+    rows = np.asarray(removals)
+    if own is not None or fixed.any():
+        g = gradients() if callable(gradients) else gradients
         if own is None:
             freed = (np.abs(g[:, fixed])
                      > objective.l1_penalty[fixed] * (1 + 1e-8)).any(axis=1)
         else:
-            freed, off = own(g)
-            kinked = {int(j): "its refit zeroes coefficients of the full fit's "
-                      "active set (a kink of the penalty), which no estimate on "
-                      "that active set reaches" for j in rows[off]}
-        if freed.any():
-            warnings.warn(
-                f"Removing {int(freed.sum())} row(s) would move "
-                "coefficients held at zero by the L1 penalty off zero; their exact "
-                "estimates keep the active set of the full fit.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-    return kinked
+            freed, kinked = own(g)
+            off.update({int(j): "its refit zeroes coefficients of the full fit's "
+                        "active set (a kink of the penalty), which no estimate on "
+                        "that active set reaches" for j in rows[kinked]})
+        off.update({int(j): "its refit moves coefficients the penalty holds at zero "
+                    "off zero (the active set grows), which the exact path does not "
+                    "follow yet (refit instead)" for j in rows[freed]})
+    return off
 
 
 def loss_change(objective, X_test, y_test, steps, loss=None):
@@ -724,7 +735,31 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
                                      max_iter)
         if not ok:
             failed[g] = f"did not converge within max_iter={max_iter}"
+    done = [g for g in range(len(members)) if g not in failed and alive[members[g]].any()]
+    if done:
+        gradients = np.vstack([_full_removal_gradient(objective, members[g], steps[g])
+                               for g in done])
+        off = _active_set_changes(objective, np.asarray(done), gradients)
+        failed.update(off)
     return steps, failed
+
+
+def _full_removal_gradient(objective, rows, step):
+    """∇R without ``rows`` at θ̂ + step over every parameter (fixed ones too), (p,):
+    as ``_removal_gradients`` does for single rows."""
+    X, n, k, d = objective.X, objective.X.shape[0], objective.n_outputs, \
+        objective.n_features
+    theta = objective.params.copy()
+    theta[objective.free] += step
+    Z = np.asarray(X @ theta[: k * d].reshape(k, d).T)
+    if objective.fit_intercept:
+        Z = Z + theta[k * d :]
+    dZ = objective.loss.value_grad(Z, objective.y)[1] * \
+        removal_weights(objective, np.atleast_1d(rows))
+    grad = [np.asarray(X.T @ dZ).T.ravel()]
+    if objective.fit_intercept:
+        grad.append(dZ.sum(axis=0))
+    return np.concatenate(grad) / n + _penalty_gradient(objective, theta[None, :])[0]
 
 
 def _balanced_group_steps(objective, solver, hessian, members):

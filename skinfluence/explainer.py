@@ -820,6 +820,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                               self._damped_hessian(), method, verbose=self.verbose)
         out = np.zeros((len(rows), len(self.params_)))
         out[:, self.risk_.free] = steps[rows]
+        out[np.isnan(steps[rows]).any(axis=1)] = np.nan  # no estimate: every entry
         return out
 
     def summary_frame(

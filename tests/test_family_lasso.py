@@ -33,7 +33,7 @@ from sklearn.linear_model import (
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skinfluence import InfluenceExplainer
+from skinfluence import InfluenceExplainer, NoOptimumWarning
 
 RTOL = 1e-5
 H = 1e-2
@@ -169,16 +169,16 @@ def test_leave_one_out_matches_refits_without_the_row(estimator):
     sw = weights("random", X.shape[0])
     explainer = InfluenceExplainer(estimator).fit(X, y, sample_weight=sw)
     oracle = EstimatorRefit(estimator, X, y, sw)
-    # Removals that free a coefficient held at zero leave the active set (the exact
-    # steps keep it, and say so with a RuntimeWarning): compared on the others.
+    # Removals that free a coefficient held at zero leave the active set (NaN with a
+    # NoOptimumWarning: tested below): compared on the others.
     zero = explainer.params_ == 0
     refits = {j: oracle.leave_out(j) for j in range(0, X.shape[0], 10)}
     rows = np.array([j for j, m in refits.items()
                      if np.array_equal(params_of(m) == 0, zero)])
     assert len(rows) >= 0.8 * len(refits)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Removing .* coefficients held at zero",
-                                RuntimeWarning)
+        warnings.filterwarnings("ignore", "Removing .* leaves no refit",
+                                NoOptimumWarning)
         steps = explainer.param_change(rows, method="exact")
         predicted = {m: explainer.leave_one_out(X_test, y_test, method=m)[:, rows]
                      for m in ("influence", "newton", "exact")}
@@ -273,3 +273,38 @@ def test_group_removal_renormalises_the_weights():
         assert max_rel_error(got[:, g], actual) <= 1e-6
         compared += 1
     assert compared >= 1
+
+
+def test_exact_removal_that_changes_the_active_set_is_nan_not_garbage():
+    """Refits that activate a coefficient held at zero: the exact path (on the full
+    fit's active set) was off by up to 100 % of the change with only a
+    RuntimeWarning; now NaN with a NoOptimumWarning, every other row = the refit."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:60], y[:60]
+    estimator = Lasso(alpha=0.5, tol=1e-14, max_iter=100_000)
+    explainer = InfluenceExplainer(estimator).fit(X, y)
+    with pytest.warns(NoOptimumWarning, match="active set grows"):
+        change = explainer.param_change(method="exact")
+    zero = explainer.params_[:-1] == 0
+    grown = []
+    for j in range(len(y)):
+        keep = np.arange(len(y)) != j
+        refit = clone(estimator).fit(X[keep], y[keep])
+        if (refit.coef_[zero] != 0).any():
+            grown.append(j)
+            assert np.isnan(change[j]).all()
+        else:
+            truth = np.r_[refit.coef_, refit.intercept_] - explainer.params_
+            assert np.abs(change[j] - truth).max() <= 1e-6 * np.abs(truth).max()
+    assert len(grown) >= 3
+    # groups too: the exact removal of a group that grows the active set is NaN
+    with pytest.warns(NoOptimumWarning, match="active set grows"):
+        delta = explainer.group_influence([[grown[0]], [0, 1]], X[:4], y[:4],
+                                          method="exact")
+    assert np.isnan(delta[:, 0]).all()
+    keep = ~np.isin(np.arange(len(y)), [0, 1])
+    refit = clone(estimator).fit(X[keep], y[keep])
+    if not (refit.coef_[zero] != 0).any():
+        actual = 0.5 * (refit.predict(X[:4]) - y[:4]) ** 2 \
+            - 0.5 * (explainer.predict(X[:4]) - y[:4]) ** 2
+        np.testing.assert_allclose(delta[:, 1], actual, rtol=1e-6)
