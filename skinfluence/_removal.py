@@ -942,6 +942,8 @@ def _apply_blocks(blocks, V):
 
 def check_groups(groups, n):
     """Validated groups as a list of arrays of row indices in [0, n)."""
+    if isinstance(groups, (list, tuple)) and len(groups) == 0:
+        return []  # no groups: an empty result
     if isinstance(groups, np.ndarray) and groups.ndim == 2:
         groups = list(groups)
     if isinstance(groups, (list, tuple)) and not all(np.ndim(g) == 0 for g in groups):

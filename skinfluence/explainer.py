@@ -698,6 +698,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         scoring.check_result_size((Xv.shape[0], len(members)))
         # the (n_groups, p) step or influence rows the result is computed from
         scoring.check_result_size((len(members), int(obj.free.sum())))
+        if not members:  # groups=[]: nothing removed
+            return np.empty((Xv.shape[0], 0))
         if method == "influence":
             # −(s_j/n) I_up,params summed over each group: one (n_groups, n) sparse sum
             sizes = np.array([len(g) for g in members])

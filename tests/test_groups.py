@@ -350,3 +350,18 @@ def test_exact_group_removal_matches_refits(class_weight):
     # measured Pearson 0.9985 (balanced)
     newton = explainer.group_influence(members, Xt, yt, method="newton")
     assert np.corrcoef(newton.ravel(), actual.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("method", ["influence", "newton", "exact"])
+def test_no_groups_give_an_empty_result(method):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from skinfluence import InfluenceExplainer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    ex = InfluenceExplainer(LogisticRegression(solver="newton-cholesky", tol=1e-10))
+    ex.fit(X[:100, :4], y[:100])
+    out = ex.group_influence([], X[100:103, :4], y[100:103], method=method)
+    assert out.shape == (3, 0)
