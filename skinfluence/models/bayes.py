@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.linear_model import ARDRegression, BayesianRidge
 
 from .._objective import LinearObjective
+from ._fitted import coef_intercept
 from ._losses import SquaredErrorLoss
 from ._targets import RealTargets
 
@@ -47,9 +48,8 @@ def bayes_objective(est, X, y, sample_weight, **options):
     -------
     objective : LinearObjective
     """
-    coef = np.reshape(np.asarray(est.coef_, dtype=np.float64), (1, -1))
+    coef, intercept = coef_intercept(est)
     d, n = coef.shape[1], X.shape[0]
-    intercept = np.array([float(est.intercept_)]) if est.fit_intercept else None
     targets = RealTargets(1)
     Y = targets.encode(y, n)
     p = d + (1 if intercept is not None else 0)

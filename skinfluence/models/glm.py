@@ -30,6 +30,7 @@ import numpy as np
 from scipy.special import xlogy
 from sklearn.linear_model import GammaRegressor, PoissonRegressor, TweedieRegressor
 
+from ._fitted import coef_intercept
 from ._normalised import NormalisedWeightObjective
 from ._targets import RealTargets
 
@@ -143,9 +144,8 @@ def glm_objective(est, X, y, sample_weight, **options):
     -------
     objective : GLMObjective
     """
-    coef = np.reshape(np.asarray(est.coef_, dtype=np.float64), (1, -1))
+    coef, intercept = coef_intercept(est)
     d = coef.shape[1]
-    intercept = np.array([float(est.intercept_)]) if est.fit_intercept else None
     targets = RealTargets(1)
     Y = targets.encode(y, X.shape[0])
     p = d + (1 if intercept is not None else 0)

@@ -30,6 +30,7 @@ from sklearn.linear_model import (
     MultiTaskLassoCV,
 )
 
+from ._fitted import coef_intercept
 from ._losses import SquaredErrorLoss
 from ._normalised import NormalisedWeightObjective
 from ._targets import RealTargets
@@ -159,10 +160,8 @@ def multitask_objective(est, X, y, sample_weight, **options):
     -------
     objective : GroupPenaltyObjective
     """
-    coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
+    coef, intercept = coef_intercept(est)
     k, d = coef.shape
-    intercept = (np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
-                 if est.fit_intercept else None)
     targets = RealTargets(k)
     Y = targets.encode(y, X.shape[0])
     alpha, r = _penalty(est)

@@ -29,6 +29,7 @@ from sklearn.linear_model import LinearRegression, Ridge, RidgeClassifier
 
 from .._objective import LinearObjective
 from ._class_weight import class_weight_recipe
+from ._fitted import coef_intercept
 from ._losses import SquaredErrorLoss, signed_targets
 from ._targets import ClassLabels, RealTargets
 
@@ -45,14 +46,6 @@ class SignedSquaredErrorLoss(SquaredErrorLoss):
 
     def hessian(self, Z, y):
         return super().hessian(Z, signed_targets(y, Z.shape[1]))
-
-
-def _coef_intercept(est):
-    """``coef_`` as (k, d) and ``intercept_`` as (k,) (None without an intercept)."""
-    coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
-    if not est.fit_intercept:
-        return coef, None
-    return coef, np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
 
 
 def _alpha_per_output(est, k):
@@ -80,7 +73,7 @@ def _fixed_at_bound(est, coef, p):
 
 
 def _squared_objective(est, X, y, sample_weight, loss, y_enc, targets, class_weight):
-    coef, intercept = _coef_intercept(est)
+    coef, intercept = coef_intercept(est)
     k, d = coef.shape
     n = X.shape[0]
     p = k * d + (k if intercept is not None else 0)

@@ -43,6 +43,7 @@ from scipy.optimize import lsq_linear
 from sklearn.svm import SVR, LinearSVR
 
 from .._objective import LinearObjective
+from ._fitted import coef_intercept
 from ._targets import RealTargets
 from .sgd import ResidualLoss, SmoothEpsilonInsensitiveLoss, SquaredEpsilonInsensitiveLoss
 from .svm import KKT_WARN, MARGIN_TOL, DualRecoveryWarning, _dense, _on_margin
@@ -118,10 +119,8 @@ def linear_svr_objective(est, X, y, sample_weight, *, smoothing="auto", **option
     """
     targets = RealTargets(1)
     Y = targets.encode(y, X.shape[0])
-    coef = np.reshape(np.asarray(est.coef_, dtype=np.float64), (1, -1))
+    coef, intercept = coef_intercept(est)
     d = coef.shape[1]
-    intercept = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) \
-        if est.fit_intercept else None
     p = d + (1 if est.fit_intercept else 0)
     quad = np.full(p, 1.0 / (est.C * X.shape[0]))  # R = F / (C n)
     if est.fit_intercept:  # the penalised weight is b / intercept_scaling
@@ -216,11 +215,11 @@ def svr_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     upper = est.C * sample_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -dual / upper, 0.0)[:, None]
+    coef, intercept = coef_intercept(est)
     return TubeObjective(
-        epsilon_insensitive_loss(est.epsilon, smoothing), _dense(est.coef_),
-        np.asarray(est.intercept_, dtype=np.float64), X, Y, sample_weight,
-        np.ones(n), quad, np.zeros(d + 1), targets=targets, train_dz=train_dz,
-        pinned=_on_margin(train_dz, smoothing),
+        epsilon_insensitive_loss(est.epsilon, smoothing), coef, intercept, X, Y,
+        sample_weight, np.ones(n), quad, np.zeros(d + 1), targets=targets,
+        train_dz=train_dz, pinned=_on_margin(train_dz, smoothing),
     )
 
 
