@@ -4,8 +4,6 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_array
 
-from .models import pipeline_of
-
 
 def dense(M):
     """M as a numpy array (sparse matrices densified)."""
@@ -33,6 +31,8 @@ def check_indices(indices, n):
 
 def model_input(estimator, X, copy=False):
     """A fitted Pipeline's transform of X by all but its last step, as float64."""
+    from .models import pipeline_of  # models use dense(): imported here, not above
+
     steps = pipeline_of(estimator)[:-1]
     return check_array(steps.transform(X), accept_sparse="csr", dtype=np.float64,
                        copy=copy, input_name="X (transformed by the pipeline)")

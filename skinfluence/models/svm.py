@@ -31,6 +31,7 @@ from scipy.optimize import lsq_linear
 from sklearn.svm import SVC, LinearSVC
 
 from .._objective import LinearObjective
+from .._utils import dense
 from ._class_weight import class_weight_recipe
 from ._losses import SquaredHingeLoss, hinge_loss, signed_targets
 from ._targets import ClassLabels
@@ -122,8 +123,7 @@ def _hinge_subgradient_linear_svc(est, X, y_index, weights):
         on = np.abs(M[:, j] - 1) <= MARGIN_TOL
         beta[inside, j] = 1.0
         def columns(rows, j=j):  # rows' C s_i c_i ỹ_i x̃_i, one per row
-            Xr = X[rows]
-            Xr = Xr.toarray() if hasattr(Xr, "toarray") else np.asarray(Xr)
+            Xr = dense(X[rows])
             if est.fit_intercept:
                 Xr = np.hstack([Xr, np.full((Xr.shape[0], 1), est.intercept_scaling)])
             w = weights[rows, j if weights.shape[1] > 1 else 0]
@@ -166,12 +166,12 @@ def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     quad[:d] = 1.0 / (est.C * n)  # R = F / (C n); the intercept is not penalised
     # dual_coef_ holds α_i ỹ_i for the support vectors, 0 ≤ α_i ≤ C s_i c_i
     alpha_y = np.zeros(n)
-    alpha_y[est.support_] = _dense(est.dual_coef_)[0]
+    alpha_y[est.support_] = dense(est.dual_coef_)[0]
     upper = est.C * sample_weight * class_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -alpha_y / upper, 0.0)[:, None]
     return LinearObjective(
-        hinge_loss(smoothing, auto=0.0), _dense(est.coef_), est.intercept_, X, y_index,
+        hinge_loss(smoothing, auto=0.0), dense(est.coef_), est.intercept_, X, y_index,
         sample_weight, class_weight, quad, np.zeros(p), targets=targets,
         train_dz=train_dz, pinned=_on_margin(train_dz, smoothing),
     )
@@ -200,10 +200,6 @@ def validate(est):
             "LinearSVC(multi_class='crammer_singer') optimises a joint multiclass "
             "objective that skinfluence does not model; use multi_class='ovr'."
         )
-
-
-def _dense(A):
-    return A.toarray() if hasattr(A, "toarray") else np.asarray(A)
 
 
 SUPPORTED = {LinearSVC: linear_svc_objective, SVC: svc_objective}

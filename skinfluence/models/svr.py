@@ -43,10 +43,11 @@ from scipy.optimize import lsq_linear
 from sklearn.svm import SVR, LinearSVR
 
 from .._objective import LinearObjective
+from .._utils import dense
 from ._fitted import coef_intercept
 from ._targets import RealTargets
 from .sgd import ResidualLoss, SmoothEpsilonInsensitiveLoss, SquaredEpsilonInsensitiveLoss
-from .svm import KKT_WARN, MARGIN_TOL, DualRecoveryWarning, _dense, _on_margin
+from .svm import KKT_WARN, MARGIN_TOL, DualRecoveryWarning, _on_margin
 
 
 class EpsilonInsensitiveLoss(ResidualLoss):
@@ -159,7 +160,7 @@ def _subgradient_linear_svr(est, X, Y, sample_weight):
         if est.fit_intercept else coef
 
     def columns(rows):  # −C s_i x̃_i, one row per training row
-        Xr = _dense(X[rows])
+        Xr = dense(X[rows])
         if est.fit_intercept:
             Xr = np.hstack([Xr, np.full((Xr.shape[0], 1), est.intercept_scaling)])
         return -(est.C * sample_weight[rows])[:, None] * Xr
@@ -211,7 +212,7 @@ def svr_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     quad[:d] = 1.0 / (est.C * n)  # R = F / (C n); the intercept is not penalised
     # dual_coef_ holds α_i − α_i* = −C s_i ψ'(r_i) for the support vectors
     dual = np.zeros(n)
-    dual[est.support_] = _dense(est.dual_coef_)[0]
+    dual[est.support_] = dense(est.dual_coef_)[0]
     upper = est.C * sample_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -dual / upper, 0.0)[:, None]
