@@ -112,7 +112,6 @@ def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     # U_tᵀ Δθ_j for every output: (n_test, m) per output, then each test's k rows
     shift = np.stack([np.take_along_axis(np.asarray(u @ steps.T), where, axis=1)
                       for u in obj.output_jacobians(Xv)], axis=2)  # (n_test, k, out)
-    loss = loss or obj.loss
     before = loss.value_grad(Z, y_enc)[0]
     n_test, k = rows.shape
     after = loss.value_grad((Z[:, None, :] + shift).reshape(n_test * k, -1),

@@ -419,10 +419,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             the decision value instead).
         """
         check_is_fitted(self)
-        Xv = self._validate_X(X)
+        Xv, y_enc, loss = self.validate_test(X, y, test_loss=test_loss)
         obj = self.risk_
-        y_enc = self._test_targets(y, Xv, test_loss)
-        loss = self._test_loss(test_loss)
         out = self._scoring().score(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
         _warn_flat_test_loss(~out.any(axis=1))
@@ -460,10 +458,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self)
         if reduce not in ("mean", "sum"):
             raise ValueError(f"reduce must be 'mean' or 'sum'; got {reduce!r}.")
-        Xv = self._validate_X(X)
+        Xv, y_enc, loss = self.validate_test(X, y, test_loss=test_loss)
         obj = self.risk_
-        y_enc = self._test_targets(y, Xv, test_loss)
-        loss = self._test_loss(test_loss)
         return self._scoring().summed(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
             mean=reduce == "mean")
@@ -529,11 +525,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         n_train = len(self.sample_weight_)
         if not isinstance(k, Integral) or not 1 <= k <= n_train:
             raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
-        Xv = self._validate_X(X)
+        Xv, y_enc, loss = self.validate_test(X, y, test_loss=test_loss)
         obj = self.risk_
-        y_enc = self._test_targets(y, Xv, test_loss)
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
-        loss = self._test_loss(test_loss)
         out = self._scoring().most_influential(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss), k, sign)
         _warn_flat_test_loss(out[:, 0, 0] < 0)
