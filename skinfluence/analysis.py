@@ -106,9 +106,7 @@ def _num_samples(X):
 def _training_labels(explainer):
     """The labels the explainer was fitted on, as the user gave them."""
     obj = _objective(explainer)
-    if obj.targets.classes is not None:
-        return np.asarray(obj.targets.classes)[obj.y]
-    return obj.y[:, 0] if obj.y.shape[1] == 1 else obj.y
+    return obj.targets.decode(obj.y)
 
 
 def _training_losses(explainer):

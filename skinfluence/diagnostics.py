@@ -179,10 +179,8 @@ def _labels(explainer):
     """Each training row's label as the user gave it (classes decoded); None for
     several real outputs."""
     obj = explainer.risk_
-    if obj.targets.classes is not None:  # y holds indices into classes_
-        return np.asarray(obj.targets.classes)[np.asarray(obj.y)]
-    y = np.asarray(obj.y)
-    return y[:, 0] if y.shape[1] == 1 else None
+    labels = obj.targets.decode(obj.y)
+    return labels if labels.ndim == 1 else None
 
 
 def _own_loss_change(obj, steps):

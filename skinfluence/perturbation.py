@@ -625,10 +625,7 @@ def _with_rows(X, rows, values):
 def _training_targets(explainer):
     """The training labels the explainer was fitted on, decoded."""
     obj = explainer.risk_
-    if obj.targets.classes is not None:
-        return obj.targets.classes[obj.y]
-    y = np.asarray(obj.y)
-    return y.ravel() if y.shape[1] == 1 else y
+    return obj.targets.decode(obj.y)
 
 
 def _max_abs(M):

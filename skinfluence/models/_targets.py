@@ -62,6 +62,10 @@ class ClassLabels:
             )
         return idx
 
+    def decode(self, y_index):
+        """Class indices back to the labels (``encode``'s inverse)."""
+        return self.classes[np.asarray(y_index)]
+
 
 def _lookup(classes, y):
     """Index of each label in ``classes`` by equality, one by one (object labels)."""
@@ -98,6 +102,11 @@ class RealTargets:
                 f"{self.n_outputs} output(s); got shape {y.shape}."
             )
         return y
+
+    def decode(self, Y):
+        """(n, n_outputs) targets as the user gave them: 1-D for one output."""
+        Y = np.asarray(Y)
+        return Y[:, 0] if Y.shape[1] == 1 else Y
 
 
 def _check_1d(y, n_samples):
