@@ -5,7 +5,7 @@ from sklearn.base import clone, is_classifier
 from sklearn.utils import _safe_indexing
 from sklearn.utils.parallel import Parallel, delayed
 
-from .models import pipeline_of
+from .models import sample_weight_param
 
 
 def decision_values(model, X):
@@ -20,10 +20,7 @@ def fit_params(estimator, sample_weight):
     none when the weights are all ones (the default)."""
     if sample_weight is None or np.all(np.asarray(sample_weight) == 1.0):
         return {}
-    pipeline = pipeline_of(estimator)
-    key = "sample_weight" if pipeline is None else \
-        f"{pipeline.steps[-1][0]}__sample_weight"
-    return {key: np.asarray(sample_weight)}
+    return {sample_weight_param(estimator): np.asarray(sample_weight)}
 
 
 def refit_loss_changes(estimator, X_train, y_train, sample_weight, rows, X, y_enc,

@@ -38,6 +38,7 @@ from .models import (
     convergence_hint,
     objective_builder,
     pipeline_of,
+    sample_weight_param,
     unwrap,
 )
 from .models._class_weight import class_totals
@@ -319,9 +320,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator)
         fit_params = {}
         if sample_weight is not None:
-            key = "sample_weight" if pipeline is None else \
-                f"{pipeline.steps[-1][0]}__sample_weight"
-            fit_params[key] = sample_weight
+            fit_params[sample_weight_param(self.estimator)] = sample_weight
         self.estimator_.fit(X, y, **fit_params)
         if pipeline is not None:  # its transform may return X itself: copy
             Xv = self._model_input(X, copy=True)

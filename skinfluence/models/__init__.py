@@ -135,6 +135,14 @@ def pipeline_of(estimator):
     return estimator if isinstance(estimator, Pipeline) else None
 
 
+def sample_weight_param(estimator):
+    """The ``fit`` keyword taking the explained model's sample weights: routed to a
+    Pipeline's last step."""
+    pipeline = pipeline_of(estimator)
+    return "sample_weight" if pipeline is None else \
+        f"{pipeline.steps[-1][0]}__sample_weight"
+
+
 def objective_builder(estimator):
     """The builder of ``estimator``'s family; TypeError naming what is supported."""
     est = unwrap(estimator)
