@@ -36,6 +36,7 @@ from .models import (
     balanced_from_sample_weight,
     binary_only,
     convergence_hint,
+    fitted_state,
     objective_builder,
     pipeline_of,
     sample_weight_param,
@@ -331,6 +332,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.sample_weight_ = sw
         self.training_index_ = _row_index(X, len(sw))
         self._fit_damping = self.damping  # H + λI is factorised with this λ
+        self._fitted_state = fitted_state(self.estimator_)
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self.risk_ = objective
@@ -997,16 +999,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     def _check_unchanged(self):
         """Refuse to explain a model whose parameters (or damping) changed since fit."""
         check_is_fitted(self)
-        model = unwrap(self.estimator_)
-        now = [np.ravel(model.coef_.toarray() if hasattr(model.coef_, "toarray")
-                        else model.coef_)]
-        if self.risk_.fit_intercept:
-            now.append(np.ravel(model.intercept_))
-        if not np.array_equal(np.concatenate(now), self.params_):
+        if not np.array_equal(fitted_state(self.estimator_), self._fitted_state):
+            model = unwrap(self.estimator_)
             raise ValueError(
                 f"The {type(model).__name__} in estimator_ changed after "
-                "InfluenceExplainer.fit (its coef_ or intercept_ differ from params_): "
-                "influences would describe another model. Call fit again."
+                "InfluenceExplainer.fit (its fitted parameters differ from those "
+                "explained): influences would describe another model. Call fit again."
             )
         if self.damping != getattr(self, "_fit_damping", self.damping):
             raise ValueError(
@@ -1085,7 +1083,9 @@ def _check_balanced_weights(estimator, y, sample_weight):
 
 def _check_n_features(model, Xv, after_pipeline):
     """The explained coefficients must match X's columns (e.g. a FrozenEstimator)."""
-    expected = model.coef_.shape[-1]
+    expected = getattr(model, "n_features_in_", None)
+    if expected is None:
+        expected = model.coef_.shape[-1]
     if Xv.shape[1] != expected:
         where = " after the pipeline's transform" if after_pipeline else ""
         raise ValueError(

@@ -10,11 +10,15 @@ untouched. Optional: ``BINARY_ONLY``, classes explained for two classes only;
 from the sample weights; ``validate(estimator)``, raising TypeError before fitting for
 settings the family cannot model; ``convergence_hint(fitted_estimator, n_samples)``,
 what to tell users whose model is not at an optimum (naming only parameters the
-estimator has). ``DESCRIPTION`` (loss, penalty, intercept, measured error vs refits
+estimator has); ``FITTED_STATE``, the names of the fitted attributes θ̂ is read from
+(default ``("coef_", "intercept_")``; used to detect a model changed after the
+explainer's fit). ``DESCRIPTION`` (loss, penalty, intercept, measured error vs refits
 per group of classes) generates the support table of the README and the user guide
 (``support_table``). Estimators refused with a reason live in :mod:`.refused`.
 """
 
+import numpy as np
+import scipy.sparse as sp
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
@@ -109,6 +113,39 @@ def convergence_hint(estimator, n_samples):
             if cls in fam.SUPPORTED and hasattr(fam, "convergence_hint"):
                 return fam.convergence_hint(est, n_samples)
     return _DEFAULT_HINT
+
+
+_DEFAULT_STATE = ("coef_", "intercept_")
+
+
+def fitted_state(estimator):
+    """The fitted attributes θ̂ is read from, flattened into one float array.
+
+    Comparing it before and after detects a model whose parameters changed since the
+    explainer was fitted. A family lists its attributes in ``FITTED_STATE``; lists of
+    arrays (a network's ``coefs_``) and sparse matrices are flattened too.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        The fitted estimator (or a FrozenEstimator or Pipeline around it).
+
+    Returns
+    -------
+    state : ndarray of shape (m,)
+    """
+    est = unwrap(estimator)
+    names = next((fam.FITTED_STATE for cls in type(est).__mro__ for fam in _FAMILIES
+                  if cls in fam.SUPPORTED and hasattr(fam, "FITTED_STATE")),
+                 _DEFAULT_STATE)
+    parts = []
+    for name in names:
+        value = getattr(est, name, None)
+        for part in value if isinstance(value, (list, tuple)) else [value]:
+            if part is not None:
+                part = part.toarray() if sp.issparse(part) else part
+                parts.append(np.ravel(np.asarray(part, dtype=np.float64)))
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _look_through_frozen(estimator):
