@@ -976,7 +976,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         tags.target_tags.single_output = inner.target_tags.single_output  # MultiTask
         tags.regressor_tags = inner.regressor_tags
         tags.target_tags.required = True
-        tags.input_tags.sparse = True
+        outer = get_tags(self.estimator)  # a Pipeline's first step takes the input
+        tags.input_tags.sparse = outer.input_tags.sparse
+        tags.input_tags.positive_only = outer.input_tags.positive_only
         return tags
 
     # -- internals ----------------------------------------------------------------

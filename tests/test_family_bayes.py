@@ -14,6 +14,7 @@ import functools
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error, params_of, split
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import load_diabetes, make_regression
@@ -133,20 +134,9 @@ def test_hyperparameters_held_fixed_is_not_the_full_refit():
     assert 1e-4 < err < 0.2, err
 
 
-EXPECTED_FAILED = {
-    f"check_sample_weight_equivalence_on_{kind}_data": (
-        "transform returns one column per training row: the weighted and the "
-        "row-repeated fits return matrices of different widths")
-    for kind in ("dense", "sparse")
-}
-EXPECTED_FAILED["check_estimator_sparse_tag"] = (
-    "BayesianRidge refuses sparse X, but InfluenceExplainer's tags declare "
-    "input_tags.sparse=True whatever the wrapped estimator (explainer.py)")
-
-
 @parametrize_with_checks(
     [InfluenceExplainer(BayesianRidge())],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error, params_of, split
 from scipy.special import xlogy
 from sklearn.datasets import load_diabetes
@@ -226,17 +227,9 @@ def test_unpenalised_poisson_hat_values_and_one_step_changes():
     assert np.isfinite(frame["cooks_distance"]).all()
 
 
-EXPECTED_FAILED = {
-    f"check_sample_weight_equivalence_on_{kind}_data": (
-        "transform returns one column per training row: the weighted and the "
-        "row-repeated fits return matrices of different widths")
-    for kind in ("dense", "sparse")
-}
-
-
 @parametrize_with_checks(
     [InfluenceExplainer(TweedieRegressor(power=0, solver="newton-cholesky"))],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error, params_of, split
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, make_regression
@@ -228,20 +229,10 @@ def test_lasso_lars_refuses_sample_weight_like_sklearn():
         InfluenceExplainer(LassoLars()).fit(X, y, sample_weight=np.ones(len(y)))
 
 
-EXPECTED_FAILED = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "transform returns one column per training row: the weighted and the "
-        "row-repeated fits return matrices of different widths"),
-    "check_sample_weight_equivalence_on_sparse_data": (
-        "transform returns one column per training row: the weighted and the "
-        "row-repeated fits return matrices of different widths"),
-}
-
-
 @parametrize_with_checks(
     [InfluenceExplainer(Lasso(alpha=0.01, tol=1e-10, max_iter=100_000)),
      InfluenceExplainer(ElasticNetCV(cv=2, alphas=3))],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

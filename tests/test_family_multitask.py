@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error, params_of
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.datasets import load_linnerud
@@ -356,13 +357,7 @@ def test_loose_fit_warns_with_a_hint():
         InfluenceExplainer(MultiTaskLasso(alpha=0.1, tol=1e-1)).fit(X, Y)
 
 
-EXPECTED_FAILED = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "transform returns one column per training row: the weighted and the "
-        "row-repeated fits return matrices of different widths"),
-    "check_sample_weight_equivalence_on_sparse_data": (
-        "transform returns one column per training row: the weighted and the "
-        "row-repeated fits return matrices of different widths"),
+EXTRA_FAILED = {
     **dict.fromkeys(
         ["check_transformer_data_not_an_array", "check_transformer_general",
          "check_transformer_preserve_dtypes",
@@ -375,7 +370,7 @@ EXPECTED_FAILED = {
 @parametrize_with_checks(
     [InfluenceExplainer(MultiTaskLasso(alpha=0.01, tol=1e-10, max_iter=100_000)),
      InfluenceExplainer(MultiTaskElasticNetCV(cv=2, alphas=3))],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
+    expected_failed_checks=expected_failed_checks(EXTRA_FAILED),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _checks import expected_failed_checks
 from _oracle import split
 from sklearn.base import clone, is_classifier
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_regression
@@ -560,20 +561,11 @@ def test_params_layout_single_and_multi_output():
 
 
 # -- 6. scikit-learn's estimator checks ------------------------------------------------
-_SHAPE_REASON = (
-    "transform returns one column per training row, so the weighted and the "
-    "row-repeated/row-dropped fits return matrices of different widths; predict, "
-    "predict_proba and decision_function of the same fits do agree"
-)
 _UNDERDETERMINED = (
     "the check fits 15 rows x 30 features: unpenalised least squares has a singular "
     "Hessian there, and fit rightly raises the ValueError naming damping (with "
     "damping it would still fail for the transform-width reason)"
 )
-EXPECTED_FAILED = {
-    "check_sample_weight_equivalence_on_dense_data": _SHAPE_REASON,
-    "check_sample_weight_equivalence_on_sparse_data": _SHAPE_REASON,
-}
 EXTRA_EXPECTED_FAILED = {
     "Ridge": {},
     "RidgeClassifier": {},
@@ -584,18 +576,14 @@ EXTRA_EXPECTED_FAILED = {
 }
 
 
-def _expected_failed_checks(estimator):
-    return {**EXPECTED_FAILED,
-            **EXTRA_EXPECTED_FAILED[type(estimator.estimator).__name__]}
-
-
 @parametrize_with_checks(
     [
         InfluenceExplainer(Ridge()),
         InfluenceExplainer(RidgeClassifier()),
         InfluenceExplainer(LinearRegression()),
     ],
-    expected_failed_checks=_expected_failed_checks,
+    expected_failed_checks=expected_failed_checks(
+        lambda est: EXTRA_EXPECTED_FAILED[type(est.estimator).__name__]),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error, params_of, split
 from sklearn.datasets import load_diabetes, load_wine, make_regression
 from sklearn.linear_model import Ridge, RidgeClassifier, RidgeClassifierCV, RidgeCV
@@ -127,17 +128,9 @@ def test_newton_removal_is_the_refit_without_the_row():
     assert r >= 0.99
 
 
-EXPECTED_FAILED = {
-    f"check_sample_weight_equivalence_on_{kind}_data": (
-        "transform returns one column per training row: the weighted and the "
-        "row-repeated fits return matrices of different widths")
-    for kind in ("dense", "sparse")
-}
-
-
 @parametrize_with_checks(
     [InfluenceExplainer(RidgeCV()), InfluenceExplainer(RidgeClassifierCV())],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -59,6 +59,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _checks import expected_failed_checks
 from _oracle import max_rel_error, split
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
@@ -843,20 +844,6 @@ def test_smooth_epsilon_insensitive_tends_to_epsilon_insensitive():
 # -- scikit-learn's estimator checks --------------------------------------------------
 # (SGD's own fits stop short of the optimum: the explainer's ConvergenceWarning is
 # expected there and silenced)
-_SHAPE_REASON = (
-    "transform returns one column per training row, so the weighted and the "
-    "row-repeated/row-dropped fits return matrices of different widths; moreover SGD "
-    "itself is not weight/repetition equivalent (a repeated row is visited more often)"
-)
-
-
-def _expected_failed_checks(estimator):
-    return {
-        "check_sample_weight_equivalence_on_dense_data": _SHAPE_REASON,
-        "check_sample_weight_equivalence_on_sparse_data": _SHAPE_REASON,
-    }
-
-
 # The checks only seed the explainer itself (set_random_state does not reach
 # estimator__random_state), so the SGD models carry a fixed random_state: otherwise
 # two fits differ and the idempotency/consistency checks fail. On the checks' tiny
@@ -870,7 +857,7 @@ def _expected_failed_checks(estimator):
         InfluenceExplainer(SGDRegressor(random_state=0)),
         InfluenceExplainer(SGDRegressor(loss="huber", random_state=0)),
     ],
-    expected_failed_checks=_expected_failed_checks,
+    expected_failed_checks=expected_failed_checks(),
 )
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sgd_sklearn_compatible_estimator(estimator, check):

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -261,18 +262,9 @@ def test_same_objective_as_logistic_contract():
     assert isinstance(LogisticRegression(), object)
 
 
-_SHAPE_REASON = (
-    "transform returns one column per training row, so fits on weighted and on "
-    "repeated/dropped rows return matrices of different widths"
-)
-
-
 @parametrize_with_checks(
     [InfluenceExplainer(LinearSVC()), InfluenceExplainer(SVC(kernel="linear"))],
-    expected_failed_checks=lambda est: {
-        "check_sample_weight_equivalence_on_dense_data": _SHAPE_REASON,
-        "check_sample_weight_equivalence_on_sparse_data": _SHAPE_REASON,
-    },
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_svm(estimator, check):
     check(estimator)

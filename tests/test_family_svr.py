@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error, split
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, make_regression
@@ -284,20 +285,11 @@ def test_clone_of_config_is_unfitted():
         assert not hasattr(clone(estimator), "coef_")
 
 
-_SHAPE_REASON = (
-    "transform returns one column per training row, so fits on weighted and on "
-    "repeated/dropped rows return matrices of different widths"
-)
-
-
 @parametrize_with_checks(
     [InfluenceExplainer(LinearSVR(tol=1e-10, max_iter=1_000_000, random_state=0)),
      InfluenceExplainer(LinearSVR(loss="squared_epsilon_insensitive")),
      InfluenceExplainer(SVR(kernel="linear"))],
-    expected_failed_checks=lambda est: {
-        "check_sample_weight_equivalence_on_dense_data": _SHAPE_REASON,
-        "check_sample_weight_equivalence_on_sparse_data": _SHAPE_REASON,
-    },
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_svr(estimator, check):
     check(estimator)
