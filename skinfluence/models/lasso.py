@@ -42,21 +42,10 @@ from sklearn.linear_model import (
     LassoLarsIC,
 )
 
-from ._fitted import coef_intercept
+from ._fitted import coef_intercept, selected_penalty
 from ._losses import SquaredErrorLoss
 from ._normalised import NormalisedWeightObjective
 from ._targets import RealTargets
-
-
-def _penalty(est):
-    """(α, r) of the explained fit: the selected values for the CV/IC variants."""
-    if isinstance(est, ElasticNetCV):
-        return float(est.alpha_), float(est.l1_ratio_)
-    if isinstance(est, (LassoCV, LassoLarsCV, LassoLarsIC)):
-        return float(est.alpha_), 1.0
-    if isinstance(est, ElasticNet):  # Lasso is ElasticNet(l1_ratio=1)
-        return float(est.alpha), float(est.l1_ratio)
-    return float(est.alpha), 1.0  # LassoLars
 
 
 def enet_objective(est, X, y, sample_weight, **options):
@@ -84,7 +73,7 @@ def enet_objective(est, X, y, sample_weight, **options):
     targets = RealTargets(k)
     Y = targets.encode(y, X.shape[0])
     p = k * d + (k if intercept is not None else 0)
-    alpha, r = _penalty(est)
+    alpha, r = selected_penalty(est)
     quad, l1 = np.zeros(p), np.zeros(p)
     quad[: k * d] = alpha * (1.0 - r)  # ½ α (1 − r) ‖W‖²
     l1[: k * d] = alpha * r  # α r ‖W‖₁
@@ -113,7 +102,8 @@ def convergence_hint(est, n_samples):
     """Settings of ``est`` that reach the optimum of the same objective."""
     if isinstance(est, (LassoLars, LassoLarsCV)):
         return ("LARS is exact up to round-off; for ill-conditioned X use "
-                f"Lasso(alpha={_penalty(est)[0]:.6g}, tol=1e-12, max_iter=100000)")
+                f"Lasso(alpha={selected_penalty(est)[0]:.6g}, tol=1e-12, "
+                "max_iter=100000)")
     return "fit it more tightly, e.g. with tol=1e-12, max_iter=100000"
 
 

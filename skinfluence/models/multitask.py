@@ -30,20 +30,11 @@ from sklearn.linear_model import (
     MultiTaskLassoCV,
 )
 
-from ._fitted import coef_intercept
+from ._fitted import coef_intercept, selected_penalty
 from ._losses import SquaredErrorLoss
 from ._normalised import NormalisedWeightObjective
 from ._targets import RealTargets
 from .lasso import convergence_hint  # noqa: F401 (the family's hint, re-exported)
-
-
-def _penalty(est):
-    """(α, r) of the explained fit: the selected values for the CV variants."""
-    if isinstance(est, MultiTaskElasticNetCV):
-        return float(est.alpha_), float(est.l1_ratio_)
-    if isinstance(est, MultiTaskLassoCV):
-        return float(est.alpha_), 1.0
-    return float(est.alpha), float(est.l1_ratio)  # MultiTaskLasso: l1_ratio = 1
 
 
 class GroupPenaltyObjective(NormalisedWeightObjective):
@@ -164,7 +155,7 @@ def multitask_objective(est, X, y, sample_weight, **options):
     k, d = coef.shape
     targets = RealTargets(k)
     Y = targets.encode(y, X.shape[0])
-    alpha, r = _penalty(est)
+    alpha, r = selected_penalty(est)
     quad = np.zeros(k * d + (k if intercept is not None else 0))
     quad[: k * d] = alpha * (1.0 - r)  # ½ α (1 − r) ‖W‖²_Fro
     return GroupPenaltyObjective(SquaredErrorLoss(0.5), coef, intercept, X, Y,
