@@ -29,10 +29,43 @@ def check_indices(indices, n):
     return np.where(rows < 0, rows + n, rows)
 
 
-def model_input(estimator, X, copy=False):
-    """A fitted Pipeline's transform of X by all but its last step, as float64."""
+def pipeline_of_estimator(estimator):
+    """The Pipeline around the explained model, or None (models.pipeline_of)."""
     from .models import pipeline_of  # models use dense(): imported here, not above
 
-    steps = pipeline_of(estimator)[:-1]
+    return pipeline_of(estimator)
+
+
+def model_input(estimator, X, copy=False):
+    """A fitted Pipeline's transform of X by all but its last step, as float64."""
+    steps = pipeline_of_estimator(estimator)[:-1]
     return check_array(steps.transform(X), accept_sparse="csr", dtype=np.float64,
                        copy=copy, input_name="X (transformed by the pipeline)")
+
+
+def check_training_inputs(explainer, X_train, what="This analysis"):
+    """``X_train`` as the explained model sees it, checked to be the data fit saw.
+
+    Passed through a Pipeline's earlier steps, it must equal the explainer's copy
+    ``X_fit_`` (to 1e-10 relative): analyses that refit or move training rows need
+    the user's inputs to be those the influences describe.
+    """
+    pipeline = pipeline_of_estimator(explainer.estimator_)
+    if pipeline is None:
+        X_model = check_array(X_train, accept_sparse="csr", dtype=np.float64,
+                              input_name="X_train")
+    else:  # the pipeline's own steps validate its input (e.g. text columns)
+        X_model = model_input(explainer.estimator_, X_train)
+    X_fit = explainer.X_fit_
+    scale = max(1.0, _max_abs(X_fit))
+    if X_model.shape != X_fit.shape or _max_abs(X_model - X_fit) > 1e-10 * scale:
+        raise ValueError(
+            f"{what}: X_train is not the data the explainer was fitted on "
+            "(after the pipeline's earlier steps, if any): pass the X given to "
+            "InfluenceExplainer.fit."
+        )
+    return X_model
+
+
+def _max_abs(M):
+    return float(abs(M).max()) if M.shape[0] and M.shape[1] else 0.0

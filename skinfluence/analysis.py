@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._refit import fit_params, refit_loss_changes
 from ._scoring import output_grams
-from ._utils import dense, model_input
+from ._utils import check_training_inputs
 from .explainer import InfluenceExplainer
 from .models import pipeline_of
 from .models._losses import test_loss as resolve_test_loss
@@ -75,9 +75,8 @@ def _training_data(explainer, X_train=None, y_train=None, what="This analysis"):
     for a Pipeline those are the transformed features, so the pipeline's input must be
     given (``X_train``, ``y_train``: the data ``fit`` saw), and is checked against it.
     """
-    obj = _objective(explainer)
     if pipeline_of(explainer.estimator_) is None:
-        return obj.X, _training_labels(explainer), explainer.sample_weight_
+        return explainer.X_fit_, _training_labels(explainer), explainer.sample_weight_
     if X_train is None or y_train is None:
         raise ValueError(
             f"{what} refits the explained Pipeline on its training rows, but the "
@@ -90,12 +89,7 @@ def _training_data(explainer, X_train=None, y_train=None, what="This analysis"):
             f"X_train/y_train have {_num_samples(X_train)}/{len(y_train)} rows but the "
             f"explainer was fitted on {n}."
         )
-    moved = model_input(explainer.estimator_, X_train)
-    if not np.allclose(dense(moved), dense(obj.X), rtol=1e-10, atol=1e-12):
-        raise ValueError(
-            "X_train is not the data the explainer was fitted on (its transform by the "
-            "pipeline's earlier steps differs): pass the same X_train as to fit."
-        )
+    check_training_inputs(explainer, X_train, what)
     return X_train, np.asarray(y_train), explainer.sample_weight_
 
 

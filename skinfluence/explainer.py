@@ -202,6 +202,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ``row_curvature()``, ``training_dz()``, ``gradient()``; its attributes the
         training data (``X``, ``y`` in the family's encoding, ``targets``) and the
         loss (``loss``).
+    X_fit_ : {ndarray, sparse matrix} of shape (n_train, n_model_features)
+        The explainer's copy of the training inputs as the explained model sees them
+        (float64; after a Pipeline's earlier steps): what refits are fitted on.
     sample_weight_ : ndarray of shape (n_train,)
         Training sample weights (ones when none were given).
     training_index_ : pandas.Index or ndarray of shape (n_train,)
@@ -329,6 +332,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         _check_n_features(model, Xv, pipeline is not None)
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_
+        self.X_fit_ = Xv
         self.sample_weight_ = sw
         self.training_index_ = _row_index(X, len(sw))
         self._fit_damping = self.damping  # H + λI is factorised with this λ

@@ -42,7 +42,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._scoring import check_result_size
-from ._utils import check_indices, dense, model_input
+from ._utils import check_indices, check_training_inputs, dense, model_input
 from .models import pipeline_of
 
 __all__ = [
@@ -411,10 +411,8 @@ def _training_inputs(explainer, X_train):
     pipeline = pipeline_of(explainer.estimator_)
     if pipeline is None:
         if X_train is not None:
-            _check_same_training_inputs(
-                check_array(X_train, accept_sparse="csr", dtype=np.float64,
-                            input_name="X_train"), obj.X)
-        return obj.X, None, None
+            check_training_inputs(explainer, X_train, "training_set_attack")
+        return explainer.X_fit_, None, None
     if X_train is None:
         raise ValueError(
             "training_set_attack on a Pipeline needs X_train, the training inputs "
@@ -429,19 +427,9 @@ def _training_inputs(explainer, X_train):
             f"X_train has shape {X_in.shape}; the explainer was fitted on "
             f"{obj.X.shape[0]} rows of {explainer.n_features_in_} features."
         )
-    _check_same_training_inputs(model_input(explainer.estimator_, X_in), obj.X)
+    check_training_inputs(explainer, X_in, "training_set_attack")
     Jt, c = _affine_input_map(explainer, X_in, obj.X, "training_set_attack")
     return X_in, Jt, c
-
-
-def _check_same_training_inputs(X_model, X_fit):
-    scale = max(1.0, _max_abs(X_fit))
-    if X_model.shape != X_fit.shape or _max_abs(X_model - X_fit) > 1e-10 * scale:
-        raise ValueError(
-            "X_train is not the training data the explainer was fitted on (after the "
-            "pipeline's earlier steps, if any): pass the X given to "
-            "InfluenceExplainer.fit."
-        )
 
 
 # -- a Pipeline's earlier steps as an affine map T(x) = x Jt + c ----------------------

@@ -240,7 +240,7 @@ def test_pipeline_attack_needs_the_training_inputs(shifted, scaled_pipeline,
     explainer, _, t = scaled_pipeline
     with pytest.raises(ValueError, match="needs X_train"):
         training_set_attack(explainer, Xt[t], yt[t])
-    with pytest.raises(ValueError, match="not the training data"):
+    with pytest.raises(ValueError, match="not the data the explainer was fitted on"):
         training_set_attack(explainer, Xt[t], yt[t], X_train=X + 1.0)
     with pytest.raises(ValueError, match="shape"):
         training_set_attack(explainer, Xt[t], yt[t], X_train=X[:, :5])
@@ -250,7 +250,7 @@ def test_pipeline_attack_needs_the_training_inputs(shifted, scaled_pipeline,
     a = training_set_attack(plain, Xst[0], yst[0], k=2)
     b = training_set_attack(plain, Xst[0], yst[0], k=2, X_train=Xs)
     np.testing.assert_array_equal(a.X, b.X)
-    with pytest.raises(ValueError, match="not the training data"):
+    with pytest.raises(ValueError, match="not the data the explainer was fitted on"):
         training_set_attack(plain, Xst[0], yst[0], X_train=Xs * 2)
 
 
