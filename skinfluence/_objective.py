@@ -18,6 +18,8 @@ Parameter layout (the ``params_`` contract): ``θ = [W.ravel(), b]``, i.e. ``coe
 flattened row by row followed by ``intercept_`` when the model fits one.
 """
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -129,6 +131,32 @@ class LinearObjective:
         if self.fit_intercept:
             parts.append(self.intercept)
         return np.concatenate(parts)
+
+    def replace(self, *, params=None, row_weight=None, quad_penalty=None):
+        """A copy of this risk at other parameters, row weights or quadratic penalty.
+
+        The risk itself is never modified: removal iterations evaluate
+        ``risk.replace(params=θ, row_weight=w).gradient()`` and ``hessian()``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,), default=None
+            θ in the ``params`` layout (all parameters, free or not).
+        row_weight : ndarray of shape (n, k), default=None
+            ``s_i c_ik`` of every (row, output) pair.
+        quad_penalty : ndarray of shape (n_params,), default=None
+        """
+        new = copy.copy(self)
+        if params is not None:
+            k, d = self.n_outputs, self.n_features
+            new.coef = np.asarray(params[: k * d], dtype=np.float64).reshape(k, d)
+            if self.fit_intercept:
+                new.intercept = np.asarray(params[k * d :], dtype=np.float64)
+        if row_weight is not None:
+            new.row_weight = row_weight
+        if quad_penalty is not None:
+            new.quad_penalty = quad_penalty
+        return new
 
     def param_index(self):
         """Index of θ for (output k, column f of [x, 1]); shape (k, d + fit_intercept)."""

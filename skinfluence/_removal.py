@@ -38,7 +38,6 @@ or a direct factorisation of the downdated Hessian, and the exact refit; formula
 :mod:`skinfluence.groups`, which is their public face) are removed here too.
 """
 
-import copy
 import sys
 import warnings
 from numbers import Integral
@@ -546,19 +545,17 @@ def _removal_weights(objective, rows):
 def newton_refine(objective, solver, rows, delta, tol, max_iter):
     """Newton steps on R without ``rows``, with its exact (generalized) Hessian at
     each iterate, backtracking on the gradient norm. Returns (step, converged)."""
-    removed = copy.copy(objective)
-    removed.row_weight = removal_weights(objective, np.atleast_1d(rows))
+    removed = objective.replace(
+        row_weight=removal_weights(objective, np.atleast_1d(rows)))
     basis = solver.basis
     free = objective.free
-    full = objective.params.copy()
+    full = objective.params
 
     def set_params(d):
+        nonlocal removed
         theta = full.copy()
         theta[free] += d
-        k, dd = objective.n_outputs, objective.n_features
-        removed.coef = theta[: k * dd].reshape(k, dd)
-        if objective.fit_intercept:
-            removed.intercept = theta[k * dd :]
+        removed = removed.replace(params=theta)
         return removed.gradient()
 
     g = set_params(delta)
@@ -777,12 +774,11 @@ def _balanced_group_steps(objective, solver, hessian, members):
     basis = solver.basis
     steps = np.empty((len(members), hessian.shape[0]))
     for g, rows in enumerate(members):
-        removed = copy.copy(objective)
-        removed.row_weight = removal_weights(objective, rows)
+        removed = objective.replace(row_weight=removal_weights(objective, rows))
         # H without the group = the (damped) H plus the Hessian of the weight change
-        change = copy.copy(objective)
-        change.row_weight = removed.row_weight - objective.row_weight
-        change.quad_penalty = np.zeros_like(objective.quad_penalty)
+        change = objective.replace(
+            row_weight=removed.row_weight - objective.row_weight,
+            quad_penalty=np.zeros_like(objective.quad_penalty))
         # the data part only: a family's own penalty curvature (hessian() of a
         # subclass, e.g. a group penalty) is already in ``hessian``
         H, grad = hessian + LinearObjective.hessian(change), removed.gradient()
