@@ -372,20 +372,28 @@ def newton_steps(objective, solver, hessian, parts=None):
 
     When the class weights are recomputed from the sample weights ("balanced"),
     removing row j moves every class weight: the step is then ``−H'_j⁻¹ ∇R_{−j}(θ̂)``
-    with the exact gradient at the recomputed weights and H'_j the row's downdate
-    (the Hessian's own class-weight shift, O(1/n), is left to method="exact").
+    with the exact gradient at the recomputed weights. When one scale moves every
+    weight (normalised sample weights), H'_j is the exact Hessian at the new scale
+    (``_uniform_scale_solver``); for per-class weights it is the row's downdate (the
+    class-weight shift of the Hessian, O(1/n), is left to method="exact").
     """
     _check_supported(objective)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     S, D, M = _downdate_parts(objective, solver) if parts is None else parts
     if objective.weight_jacobian is not None:
+        scaled = _uniform_scale_solver(objective, solver, hessian)
         _, indefinite = newton_weights(M, np.zeros((n, k)))
         steps = np.full((n, S.shape[0]), np.nan)
         for rows in _row_batches(n, k):
-            rows = rows[~indefinite[rows]]
             U = [dense(u) for u in objective.output_jacobians(X[rows])]
             g = _removal_gradients(objective, rows, np.zeros((len(rows), S.shape[0])))
-            steps[rows] = -_chord(objective, S, D, M, rows, U, g[:, objective.free])
+            g = g[:, objective.free]
+            if scaled is not None:
+                steps[rows] = -scaled(rows, U, g)
+            else:
+                keep = ~indefinite[rows]
+                steps[rows[keep]] = -_chord(objective, S, D, M, rows[keep],
+                                            [u[keep] for u in U], g[keep])
         return steps, M
     w = objective.class_weight * objective.training_dz()
     q, indefinite = newton_weights(M, w)
@@ -498,6 +506,58 @@ def _row_batches(n, k):
     """Batches of removed rows, so that (n, rows, k) blocks stay near 16M floats."""
     batch = max(1, (16 * 2**20) // (n * k))
     return [np.arange(i, min(i + batch, n)) for i in range(0, n, batch)]
+
+
+def _uniform_scale_solver(objective, solver, hessian):
+    """Exact Newton steps when removing a row rescales every other row's weight.
+
+    Families whose sample weights scikit-learn normalises (``removal_row_weight``,
+    one weight group) refit without row j with every weight scaled by
+    ρ = S / (S − s_j). The data part of the Hessian scales with it, the penalty part
+    Q (with the damping) does not::
+
+        H'_j = ρ (H − Q − U_j D_j U_jᵀ / n) + Q = ρ (H − ε Q − U_j D_j U_jᵀ / n),
+
+    ε = s_j / S. With the generalized eigendecomposition Q V = H V Λ, Vᵀ H V = I,
+    (H − ε Q)⁻¹ = V (I − ε Λ)⁻¹ Vᵀ for every ε at once, and Woodbury adds the row's
+    rank-k downdate. Returns ``solve(rows, U, g) -> H'_j⁻¹ g_j`` per removed row (NaN
+    where H'_j is not positive definite), or None when the family rescales weights
+    otherwise (class weights by class) or fixed directions restrict the solution.
+    """
+    if (getattr(objective, "removal_row_weight", None) is None
+            or objective.weight_jacobian.shape != (1, 1) or hessian is None
+            or solver.basis is not None):
+        return None
+    from scipy.linalg import eigh
+
+    from ._objective import LinearObjective
+
+    data = objective.replace(quad_penalty=np.zeros_like(objective.quad_penalty))
+    Q = hessian - LinearObjective.hessian(data)  # penalty curvature and damping
+    lam, V = eigh(0.5 * (Q + Q.T), hessian)
+    s = objective.sample_weight
+    n, k = objective.X.shape[0], objective.n_outputs
+    D = objective.row_curvature()
+
+    def solve(rows, U, g):
+        eps = s[rows] / s.sum()
+        rho = 1.0 / (1.0 - eps)
+        scale = 1.0 / (1.0 - eps[:, None] * lam[None, :])  # (m, p): (I − εΛ)⁻¹
+        Bg = ((g @ V) * scale) @ V.T  # (H − εQ)⁻¹ g_j
+        BU = [((u @ V) * scale) @ V.T for u in U]
+        A = np.stack([np.stack([np.einsum("ip,ip->i", BU[a], U[b]) for b in range(k)],
+                               axis=1) for a in range(k)], axis=1)  # U_jᵀ B U_j
+        Mj = D[rows] @ A / n  # D_j U_jᵀ B U_j / n
+        Ug = np.stack([np.einsum("ip,ip->i", u, Bg) for u in U], axis=1)
+        top = Mj[:, 0, 0] if k == 1 else np.linalg.eigvals(Mj).real.max(axis=1)
+        out = np.full(g.shape, np.nan)
+        ok = top < 1.0 - 1e-10
+        r = np.linalg.solve(np.eye(k) - Mj[ok], D[rows][ok] @ Ug[ok, :, None] / n)
+        corr = sum(BU[a][ok] * r[:, a] for a in range(k))
+        out[ok] = (Bg[ok] + corr) / rho[ok, None]  # ρ⁻¹ (B⁻¹ − U_j D_j U_jᵀ/n)⁻¹ g
+        return out
+
+    return solve
 
 
 def _chord(objective, S, D, M, rows, U, g):

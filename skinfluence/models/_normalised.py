@@ -13,8 +13,8 @@ skinfluence writes this as ``R = F`` with every row's "class weight" ``c = n/S``
 shrinks every other row's share, i.e. strengthens the penalty relative to the data:
 ``n ∂(∇R)/∂s_j = c (∇L_j − (1/S) Σ_i s_i ∇L_i) = c (∇L_j + ∇P(θ̂))`` at the optimum.
 Removing row j refits with ``c' = n / (S − s_j)`` (``removal_row_weight``); one
-Newton removal step then uses the Hessian at c (its O(s_j/S) change is left to
-``method="exact"``, as for "balanced" class weights). Unpenalised (α = 0), the
+Newton removal step uses the Hessian at c' (the data part rescaled, the penalty not:
+exact for squared loss on a fixed active set). Unpenalised (α = 0), the
 minimiser does not depend on c at all: c is then held constant, and the Newton step
 is the textbook one (Pregibon's one-step for GLMs).
 """
