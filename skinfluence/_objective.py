@@ -116,8 +116,9 @@ class LinearObjective:
         # An L1 coefficient sitting at exactly zero stays there under a small
         # re-weighting: influence lives on the active set only. Same for bounds.
         self.free = ~((self.l1_penalty > 0) & (self.params == 0))
-        if fixed is not None:
-            self.free &= ~np.asarray(fixed, dtype=bool)
+        self.fixed = None if fixed is None else np.asarray(fixed, dtype=bool)
+        if self.fixed is not None:
+            self.free &= ~self.fixed
 
     # -- parameters -----------------------------------------------------------------
     @property
@@ -132,7 +133,8 @@ class LinearObjective:
             parts.append(self.intercept)
         return np.concatenate(parts)
 
-    def replace(self, *, params=None, row_weight=None, quad_penalty=None):
+    def replace(self, *, params=None, row_weight=None, quad_penalty=None,
+                l1_penalty=None, free=None):
         """A copy of this risk at other parameters, row weights or quadratic penalty.
 
         The risk itself is never modified: removal iterations evaluate
@@ -144,7 +146,9 @@ class LinearObjective:
             θ in the ``params`` layout (all parameters, free or not).
         row_weight : ndarray of shape (n, k), default=None
             ``s_i c_ik`` of every (row, output) pair.
-        quad_penalty : ndarray of shape (n_params,), default=None
+        quad_penalty, l1_penalty : ndarray of shape (n_params,), default=None
+        free : ndarray of bool of shape (n_params,), default=None
+            The parameters its derivatives are taken over (all: ``np.ones``).
         """
         new = copy.copy(self)
         if params is not None:
@@ -156,6 +160,10 @@ class LinearObjective:
             new.row_weight = row_weight
         if quad_penalty is not None:
             new.quad_penalty = quad_penalty
+        if l1_penalty is not None:
+            new.l1_penalty = l1_penalty
+        if free is not None:
+            new.free = np.asarray(free, dtype=bool)
         return new
 
     def param_index(self):

@@ -67,6 +67,9 @@ _UNATTAINED = (BinomialLoss, MultinomialLoss, SmoothHingeLoss)
 _RANK_TOL = 1e-10
 
 #: Why a Newton step is undefined (reason given with ``NoOptimumWarning``).
+ACTIVE_SET_GROWS = ("its refit moves coefficients the penalty holds at zero off zero "
+                    "(the active set grows), which the exact path does not follow for "
+                    "this penalty (refit instead)")
 INDEFINITE = ("its downdated Hessian is not positive definite (one Newton step is "
               "undefined)")
 
@@ -327,7 +330,7 @@ def _downdate_parts(objective, solver):
 
 
 def removal_steps(objective, solver, hessian, method, *, verbose=0):
-    """θ̂_{−j} − θ̂ estimated for every training row j, (n, p_free).
+    """θ̂_{−j} − θ̂ estimated for every training row j, over all of θ (n, p).
 
     ``method`` "newton" (one Newton step) or "exact". Rows without weight get exactly
     0 (R is unchanged); rows whose removal leaves no optimum (``removal_defects``),
@@ -345,7 +348,189 @@ def removal_steps(objective, solver, hessian, method, *, verbose=0):
         steps, failed = exact_steps(objective, solver, hessian, skip=list(defects),
                                     verbose=verbose)
         defects.update(failed)
+    steps = _grow_active_sets(objective, removals, full_steps(objective, steps),
+                              defects, exact=method == "exact")
     return settle(objective, removals, steps, defects, "row")
+
+
+def full_steps(objective, steps):
+    """Steps over the free parameters (m, p_free) as steps over all of θ (m, p)."""
+    out = np.zeros((steps.shape[0], objective.n_params))
+    out[:, objective.free] = steps
+    return out
+
+
+def _grow_active_sets(objective, removals, steps, defects, exact=True):
+    """Exact removals off the full fit's active set under an elementwise L1
+    penalty: refits that free a coefficient held at zero (``ACTIVE_SET_GROWS``) and
+    estimates that are not optimal because a coefficient should stop at zero (its
+    sign flipped under the chord iterations). Both are solved again by
+    ``l1_exact_removal`` (in place on the full steps); the removals it solves leave
+    ``defects``."""
+    if not exact or not _elementwise_l1(objective) or not np.any(
+            objective.l1_penalty > 0):
+        return steps
+    redo = [i for i, reason in defects.items() if reason is ACTIVE_SET_GROWS]
+    finite = [i for i in range(len(removals))
+              if i not in defects and np.isfinite(steps[i]).all()]
+    redo += [finite[i] for i in np.flatnonzero(
+        _subgradient_residuals(objective, [removals[i] for i in finite],
+                               steps[finite]) > _KKT_TOL * objective.l1_penalty.max())]
+    for i in redo:
+        step, ok = l1_exact_removal(objective, removals[i], steps[i])
+        if ok:
+            steps[i] = step
+            defects.pop(i, None)
+        else:
+            defects[i] = ("the active-set iterations for its refit did not converge "
+                          "(refit instead)")
+    return steps
+
+
+#: Optimality residual (relative to the largest L1 weight) above which an exact
+#: L1 removal is solved again with the active set free to change.
+_KKT_TOL = 1e-6
+
+
+def _subgradient_residuals(objective, removals, steps):
+    """‖smallest subgradient of R without each removal at θ̂ + step‖∞, (m,)."""
+    a, free = objective.l1_penalty, objective.free
+    if not len(removals):
+        return np.zeros(0)
+    theta = objective.params + steps
+    if all(len(rows) == 1 for rows in removals):  # single rows: in batches
+        rows = np.array([rows[0] for rows in removals])
+        size = len(_row_batches(objective.X.shape[0], objective.n_outputs)[0])
+        G = np.vstack([_removal_gradients(objective, rows[i:i + size],
+                                          steps[i:i + size][:, free])
+                       for i in range(0, len(rows), size)])
+    else:
+        G = np.vstack([_full_removal_gradient(objective, rows, step[free])
+                       for rows, step in zip(removals, steps, strict=True)])
+    g = G - a * np.sign(theta)  # the smooth part (G has the penalty's a sign(θ))
+    on = (theta != 0) | (a == 0)
+    r = np.where(on, g + a * np.sign(theta), np.maximum(np.abs(g) - a, 0.0))
+    return np.abs(r).max(axis=1, initial=0.0)
+
+
+def _elementwise_l1(objective):
+    """Whether removals may free coefficients one at a time: an elementwise L1
+    penalty, no bounds, no pinned rows (the hinge has its own path)."""
+    return (getattr(objective, "active_set_violations", None) is None
+            and (objective.fixed is None or not objective.fixed.any())
+            and objective.train_dz is None and objective.pinned is None)
+
+
+def l1_exact_removal(objective, rows, start, *, tol=1e-10, max_iter=50):
+    """θ̂_{−rows} − θ̂ over all of θ for R = f + Σ_j a_j |θ_j| (f smooth), letting
+    the active set change.
+
+    Proximal Newton iterations: at θ, the quadratic model of f plus the L1 penalty,
+    min_u gᵀ(u − θ) + ½ (u − θ)ᵀ H (u − θ) + Σ_j a_j |u_j|, is solved exactly by
+    a feature-sign search (``_l1_quadratic``); the step is taken whole when it
+    lowers the optimality residual (halved otherwise). One iteration is exact for a
+    squared loss. At the end every zero coefficient satisfies |∂f/∂θ_j| ≤ a_j and
+    the others ∂f/∂θ_j = −a_j sign(θ_j).
+
+    Parameters
+    ----------
+    objective : LinearObjective
+    rows : array-like of int
+        The removed training rows.
+    start : ndarray of shape (n_params,)
+        Initial step (e.g. the estimate on the full fit's active set).
+
+    Returns
+    -------
+    step : ndarray of shape (n_params,)
+    converged : bool
+    """
+    p, a = objective.n_params, objective.l1_penalty
+    theta0 = objective.params
+    smooth = objective.replace(row_weight=removal_weights(objective, np.atleast_1d(rows)),
+                               l1_penalty=np.zeros(p), free=np.ones(p, dtype=bool))
+    scale = max(1.0, np.abs(theta0).max(initial=0.0))
+    gscale = max(1.0, np.abs(a).max(initial=0.0))
+
+    def residual(th):  # the smallest subgradient of R without the rows, ∞-norm
+        g = smooth.replace(params=th).gradient()
+        r = np.where(th != 0, g + a * np.sign(th),
+                     np.sign(g) * np.maximum(np.abs(g) - a, 0.0))
+        return np.abs(r).max(initial=0.0)
+
+    theta = theta0 + np.nan_to_num(start)
+    if residual(theta) > residual(theta0):
+        theta = theta0.copy()
+    for _ in range(max_iter):
+        at = smooth.replace(params=theta)
+        g, H = at.gradient(), at.hessian()
+        u = _l1_quadratic(g - H @ theta, H, a, theta)
+        if u is None:
+            return theta - theta0, False
+        d, t, now = u - theta, 1.0, residual(theta)
+        new = u  # the whole step, with its exact zeros
+        for _ in range(30):
+            if residual(new) < now or np.abs(t * d).max() <= tol * scale:
+                break
+            t /= 2
+            new = theta + t * d
+        theta = new
+        if np.abs(t * d).max(initial=0.0) <= tol * scale:
+            break
+    else:
+        return theta - theta0, False
+    return theta - theta0, bool(residual(theta) <= 1e-7 * gscale)
+
+
+def _l1_quadratic(c, H, a, u, *, max_sweeps=20_000):
+    """argmin_u cᵀu + ½ uᵀHu + Σ_j a_j |u_j| from ``u``; None if not found.
+
+    Coordinate descent (soft-thresholding one coefficient at a time) finds the
+    active set and the signs; the solution is then solved for exactly on them,
+    −H_AA⁻¹ (c_A + a_A s_A), and accepted when it keeps the signs and every zero
+    coefficient's gradient stays within its penalty.
+    """
+    p = len(c)
+    u = u.copy()
+    diag = np.diag(H).copy()
+    if np.any(diag <= 0):
+        return None
+    tol = 1e-13 * max(1.0, np.abs(c).max(), np.abs(a).max())
+
+    def polished(v):
+        active = (v != 0) | (a == 0)
+        idx, sgn = np.flatnonzero(active), np.sign(v)
+        out = np.zeros(p)
+        try:
+            out[idx] = np.linalg.solve(H[np.ix_(idx, idx)],
+                                       -(c[idx] + a[idx] * sgn[idx]))
+        except np.linalg.LinAlgError:
+            return None
+        grad = c + H @ out
+        penalised = active & (a > 0)
+        kept = np.all(np.sign(out[penalised]) == sgn[penalised])
+        inside = np.all(np.abs(grad[~active]) <= a[~active] * (1 + 1e-9) + tol)
+        return out if kept and inside else None
+
+    grad = c + H @ u
+    for sweep in range(max_sweeps):
+        biggest = 0.0
+        for j in range(p):
+            old = u[j]
+            z = old - grad[j] / diag[j]  # the unpenalised coordinate minimum
+            new = np.sign(z) * max(abs(z) - a[j] / diag[j], 0.0)
+            if new != old:
+                grad += H[:, j] * (new - old)
+                u[j] = new
+                biggest = max(biggest, abs(new - old))
+        still = biggest <= 1e-15 * max(1.0, np.abs(u).max())
+        if sweep % 10 == 9 or still:
+            exact = polished(u)
+            if exact is not None:
+                return exact
+        if still:
+            break
+    return None
 
 
 def newton_weights(M, w):
@@ -706,16 +891,16 @@ def _active_set_changes(objective, removals, gradients):
             off.update({int(j): "its refit zeroes coefficients of the full fit's "
                         "active set (a kink of the penalty), which no estimate on "
                         "that active set reaches" for j in rows[kinked]})
-        off.update({int(j): "its refit moves coefficients the penalty holds at zero "
-                    "off zero (the active set grows), which the exact path does not "
-                    "follow yet (refit instead)" for j in rows[freed]})
+        off.update({int(j): ACTIVE_SET_GROWS for j in rows[freed]})
     return off
 
 
 def loss_change(objective, X_test, y_test, steps, loss=None):
-    """L(z_t at θ̂ + Δθ_j) − L(z_t at θ̂) for every test row t and step j."""
+    """L(z_t at θ̂ + Δθ_j) − L(z_t at θ̂) for every test row t and step j (over all
+    of θ, (n_steps, p): removals may move coefficients the full fit held at zero)."""
+    every = objective.replace(free=np.ones(objective.n_params, dtype=bool))
     shift = np.stack([np.asarray(u @ steps.T) for u in
-                      objective.output_jacobians(X_test)], axis=2)  # (T, n, k)
+                      every.output_jacobians(X_test)], axis=2)  # (T, n, k)
     return shifted_loss_change(loss or objective.loss, objective.decision(X_test),
                                y_test, shift)
 
@@ -742,7 +927,7 @@ def check_not_everything(objective, members):
 
 
 def group_steps(objective, solver, hessian, members, method):
-    """θ̂_{−G} − θ̂ estimated for every group (n_groups, p_free).
+    """θ̂_{−G} − θ̂ estimated for every group, over all of θ (n_groups, p).
 
     ``method`` "newton" (``newton_group_steps``) or "exact" (``exact_group_steps``).
     Groups of rows without weight get exactly 0 (R is unchanged); groups whose
@@ -762,6 +947,8 @@ def group_steps(objective, solver, hessian, members, method):
             failed = {i: INDEFINITE for i in np.flatnonzero(np.isnan(found).any(1))}
         steps[todo] = found
         defects.update({todo[i]: reason for i, reason in failed.items()})
+    steps = _grow_active_sets(objective, members, full_steps(objective, steps), defects,
+                              exact=method == "exact")
     return settle(objective, members, steps, defects, "group")
 
 

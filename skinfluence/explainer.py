@@ -819,9 +819,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 self.param_influence(rows)
         steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method, verbose=self.verbose)
-        out = np.zeros((len(rows), len(self.params_)))
-        out[:, self.risk_.free] = steps[rows]
-        out[np.isnan(steps[rows]).any(axis=1)] = np.nan  # no estimate: every entry
+        out = steps[rows]
+        out[np.isnan(out).any(axis=1)] = np.nan  # no estimate: every entry
         return out
 
     def summary_frame(
