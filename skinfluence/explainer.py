@@ -336,7 +336,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self.risk_ = objective
-        self.params_ = objective.params
+        self.params_ = objective.params[objective.reported]  # the public layout
         _check_finite(self.params_, "coef_ or intercept_", model)
         self.hessian_solver_ = make_solver(
             self.hessian_solver, objective, self.damping, tol=self.cg_tol,
@@ -384,7 +384,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._check_unchanged()
         rows = self._check_indices(indices)
-        free = self.risk_.free
+        free = self.risk_.free[self.risk_.reported]  # in the params_ layout
         self._scoring().check_result_size((len(rows), len(free)))
         out = np.zeros((len(rows), len(free)))
         out[:, free] = self._scoring().influence_rows(rows)
@@ -816,7 +816,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method, verbose=self.verbose)
         out = np.zeros((len(rows), len(self.params_)))
-        out[:, self.risk_.free] = steps[rows]
+        out[:, self.risk_.free[self.risk_.reported]] = steps[rows]
         out[np.isnan(steps[rows]).any(axis=1)] = np.nan  # no estimate: every entry
         return out
 

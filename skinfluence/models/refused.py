@@ -7,7 +7,6 @@ are **not supported yet**, with what that needs.
 """
 
 from sklearn.linear_model import (
-    HuberRegressor,
     Lars,
     LarsCV,
     OrthogonalMatchingPursuit,
@@ -53,9 +52,6 @@ REFUSED = {
                 "perceptron criterion max(0, −m) is piecewise linear and "
                 "unregularised, so influence functions do not apply. Use "
                 "SGDClassifier(loss='hinge') or LogisticRegression",
-    HuberRegressor: "is not supported yet (needs its scale σ as a parameter of θ and "
-                    "the rows at the Huber threshold as kinks); meanwhile use "
-                    "SGDRegressor(loss='huber') (fixed threshold, no scale)",
     QuantileRegressor: "is not supported yet (needs the linear program's solution "
                        "path: the pinball loss has no curvature, so the derivative is "
                        "zero almost everywhere and only removals are informative)",
