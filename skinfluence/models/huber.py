@@ -7,7 +7,8 @@ minimises over the coefficients w, the intercept b and the scale σ > 0::
 
 with H_ε(u) = u² for |u| ≤ ε and 2ε|u| − ε² beyond (so σ H_ε(r/σ) = r²/σ inside,
 2ε|r| − σε² outside). The intercept and σ are not penalised; L-BFGS-B keeps σ ≥
-10·machine-ε. skinfluence's R = F / n (C = 1): quadratic penalty 2α/n on w.
+10·machine-ε (when the rows can be fitted exactly, σ goes to that bound and is held
+there: ``fixed``). skinfluence's R = F / n (C = 1): quadratic penalty 2α/n on w.
 
 σ is a parameter: θ = ``[coef_, intercept_, scale_]`` (``params_``; without
 ``intercept_`` when ``fit_intercept=False``). Internally the model has two outputs,
@@ -38,6 +39,9 @@ from sklearn.linear_model import HuberRegressor
 from .._objective import LinearObjective
 from ._fitted import coef_intercept
 from ._targets import RealTargets
+
+#: σ is at its lower bound when ∂F/∂σ > SCALE_BOUND_TOL · Σ s_i (``_scale_at_bound``).
+SCALE_BOUND_TOL = 1e-3
 
 #: Rows with ||r| − εσ| ≤ KINK_TOL · σ sit at the Huber threshold (``huber_kinks``).
 KINK_TOL = 1e-8
@@ -114,18 +118,31 @@ def huber_objective(est, X, y, sample_weight, **options):
     hidden = np.zeros(2 * d + 2, dtype=bool)
     hidden[d:2 * d] = True  # structural zeros: not part of params_
     hidden[2 * d] = not est.fit_intercept
+    loss = HuberScaleLoss(est.epsilon)
     fixed = np.zeros(2 * d + 2, dtype=bool)
-    # σ at L-BFGS-B's lower bound (every residual zero): held there
-    fixed[-1] = est.scale_ <= 10 * np.finfo(np.float64).eps * (1 + 1e-6)
+    fixed[-1] = _scale_at_bound(loss, coef, intercept, X, Y, sample_weight)
     quad = np.zeros(2 * d + 2)
     quad[:d] = 2 * est.alpha / n  # α‖w‖² / n = ½ (2α/n) ‖w‖²
     obj = HuberObjective(
-        HuberScaleLoss(est.epsilon), coef, intercept, X, Y, sample_weight,
-        np.ones(n), quad, np.zeros(2 * d + 2), targets=targets, fixed=fixed,
-        hidden=hidden, predicted=[0],
+        loss, coef, intercept, X, Y, sample_weight, np.ones(n), quad,
+        np.zeros(2 * d + 2), targets=targets, fixed=fixed, hidden=hidden,
+        predicted=[0],
     )
     obj.fit_intercept_ = bool(est.fit_intercept)
     return obj
+
+
+def _scale_at_bound(loss, coef, intercept, X, Y, sample_weight):
+    """Whether σ is held at its lower bound: ∂F/∂σ > 0 at the fit.
+
+    When the rows can be fitted exactly, F decreases to σ → 0 and L-BFGS-B drives
+    σ to its bound 10·machine-ε (stopping anywhere near it): ∂F/∂σ / Σ s_i is then
+    about 1 − mean (r/σ)² > 0, against 0 at an interior optimum. σ is then fixed
+    there, as a coefficient held at a bound (``fixed``).
+    """
+    Z = np.asarray(X @ coef.T) + intercept
+    slope = sample_weight @ loss.value_grad(Z, Y)[1][:, 1]
+    return bool(slope > SCALE_BOUND_TOL * max(sample_weight.sum(), 1e-300))
 
 
 def huber_kinks(objective, tol=KINK_TOL):
@@ -136,8 +153,10 @@ def huber_kinks(objective, tol=KINK_TOL):
 
 
 def convergence_hint(est, n_samples):
-    """HuberRegressor runs L-BFGS-B on ``tol`` (the projected gradient)."""
-    return "fit it more tightly, e.g. with tol=1e-12, max_iter=10000"
+    """HuberRegressor's L-BFGS-B also stops on a function change (not settable)."""
+    return ("fit it with a larger max_iter and a smaller tol (its L-BFGS-B also "
+            "stops on a relative function change, near a relative Newton step of "
+            "1e-5, whatever tol)")
 
 
 SUPPORTED = {HuberRegressor: huber_objective}
@@ -150,5 +169,6 @@ DESCRIPTION = {
         "Huber with its scale σ (σ + σ H_ε(r/σ)); σ is a parameter, "
         "`params_` = [coef_, intercept_, scale_]; `transform`: the prediction",
         "L2 `alpha` (not on b, σ)", "unpenalised",
-        "PENDING"),
+        "≤ 7e-10 vs tight refits; exact LOO 4e-11; sklearn's lbfgs stops at a "
+        "relative Newton step ~2e-5"),
 }
