@@ -206,9 +206,19 @@ def _dispersion(obj, leverage, p):
     if obj.targets.classes is not None:  # fixed dispersion (binomial, multinomial)
         return 1.0, np.ones(n)
     Z = obj.decision(obj.X)
-    dZ = obj.loss.value_grad(Z, obj.y)[1]
-    curv = np.einsum("jaa->ja", obj.loss.hessian(Z, obj.y))
-    pearson = (obj.row_weight * dZ**2 / curv).sum(axis=1)  # s_j (L'_j)² / L''_j
+    out = obj.predicted  # the outputs that are predictions (not HuberRegressor's σ)
+    dZ = obj.loss.value_grad(Z, obj.y)[1][:, out]
+    curv = np.einsum("jaa->ja", obj.loss.hessian(Z, obj.y))[:, out]
+    flat = np.flatnonzero((curv == 0).any(axis=1))
+    if flat.size:
+        raise ValueError(
+            f"summary_frame's Pearson dispersion s_j (L'_j)² / L''_j needs the loss's "
+            f"curvature at every training row; {flat.size} row(s) have none (e.g. "
+            f"{flat[:5].tolist()}: beyond a Huber threshold or outside an ε-tube). "
+            "Use leverages(), self_influence() and param_change(method='newton') "
+            "directly."
+        )
+    pearson = (obj.row_weight[:, out] * dZ**2 / curv).sum(axis=1)  # s (L')² / L''
     dof = n - p
     if dof <= 1:
         raise ValueError(

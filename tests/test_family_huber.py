@@ -248,3 +248,10 @@ def test_scale_at_its_bound_is_held_fixed():
     assert not explainer.risk_.free[-1]
     influence = explainer.param_influence()
     assert np.all(influence[:, -1] == 0) and np.isfinite(influence).all()
+
+
+def test_summary_frame_refuses_rows_without_curvature():
+    """The Pearson dispersion needs L'' > 0 at every row: outliers have none."""
+    _, explainer = fitted("synthetic-sw")
+    with pytest.raises(ValueError, match="curvature at every training row"):
+        explainer.summary_frame()
