@@ -435,6 +435,9 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
     refusal = getattr(objective, "exact_removal_refusal", None)
     if refusal is not None:  # a family without an exact removal path says why
         raise NotImplementedError(refusal)
+    own = getattr(objective, "exact_removal_steps", None)
+    if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
+        return _own_exact_steps(objective, own, skip)
     if objective.train_dz is not None:  # the hinge: follow the solution path
         steps, _ = hinge_exact_steps(objective)
         failed = {int(j): "the hinge solution path has no unique continuation (e.g. "
@@ -488,6 +491,18 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
             failed[int(j)] = f"did not converge within max_iter={max_iter}"
     failed.update(_check_exact_result(objective, steps, todo))
     return steps, failed
+
+
+def _own_exact_steps(objective, own, skip):
+    """``objective.exact_removal_steps`` for every weighted row not in ``skip``."""
+    n = objective.X.shape[0]
+    todo = weighted_rows(objective)
+    todo[list(skip)] = False
+    rows = np.flatnonzero(todo)
+    steps = np.zeros((n, int(objective.free.sum())))
+    found, failed = own([np.array([j]) for j in rows])
+    steps[rows] = found
+    return steps, {int(rows[i]): reason for i, reason in failed.items()}
 
 
 def _progress(verbose, message):
@@ -717,6 +732,9 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
     reason} for groups that did not converge). Groups of rows without weight are
     not iterated.
     """
+    own = getattr(objective, "exact_removal_steps", None)
+    if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
+        return own(members)
     if objective.train_dz is not None:
         raise NotImplementedError(
             "group_influence(method='exact') for the hinge loss is not supported "

@@ -29,6 +29,7 @@ from . import (
     lasso,
     logistic,
     multitask,
+    quantile,
     ridge,
     ridge_cv,
     sgd,
@@ -38,7 +39,7 @@ from . import (
 from .refused import KINDS, REFUSED, refusal
 
 _FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr,
-             huber)
+             huber, quantile)
 
 
 def supported_estimators():

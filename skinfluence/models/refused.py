@@ -14,7 +14,6 @@ from sklearn.linear_model import (
     PassiveAggressiveClassifier,
     PassiveAggressiveRegressor,
     Perceptron,
-    QuantileRegressor,
     RANSACRegressor,
     SGDOneClassSVM,
     TheilSenRegressor,
@@ -52,9 +51,6 @@ REFUSED = {
                 "perceptron criterion max(0, −m) is piecewise linear and "
                 "unregularised, so influence functions do not apply. Use "
                 "SGDClassifier(loss='hinge') or LogisticRegression",
-    QuantileRegressor: "is not supported yet (needs the linear program's solution "
-                       "path: the pinball loss has no curvature, so the derivative is "
-                       "zero almost everywhere and only removals are informative)",
     NuSVR: "is not supported yet (needs the ν-parametrised ε-tube, whose width is "
            "itself fitted)",
     NuSVC: "is not supported yet (needs the ν-parametrised margin, whose offset is "
