@@ -96,7 +96,7 @@ def test_exact_leave_one_out_re_solves_the_lp(config):
     rows = np.r_[np.flatnonzero(explainer.risk_.pinned[:, 0])[:3], 1, 5, 20]
     change = explainer.param_change(rows, method="exact")
     n = len(y)
-    for j, step in zip(rows, change):
+    for j, step in zip(rows, change, strict=True):
         keep = np.delete(np.arange(n), j)
         truth = refit.leave_out(j)
         ours = QuantileRegressor(**kw)
@@ -118,14 +118,15 @@ def test_group_exact_removal_re_solves_the_lp():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FlatTestLossWarning)
         change = explainer.group_influence(groups, Xt[:4], yt[:4], method="exact")
+    tau = kw["quantile"]
+
+    def pinball(pred):
+        r = yt[:4] - pred
+        return np.where(r > 0, tau * r, (tau - 1) * r)
+
     for g, rows in enumerate(groups):
         keep = np.setdiff1d(np.arange(len(y)), rows)
         truth = QuantileRegressor(**kw).fit(X[keep], y[keep])
-        tau = kw["quantile"]
-
-        def pinball(pred):
-            r = yt[:4] - pred
-            return np.where(r > 0, tau * r, (tau - 1) * r)
         np.testing.assert_allclose(
             change[:, g], pinball(truth.predict(Xt[:4])) -
             pinball(explainer.estimator_.predict(Xt[:4])), atol=1e-9)
