@@ -438,10 +438,12 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
     own = getattr(objective, "exact_removal_steps", None)
     if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
         return _own_exact_steps(objective, own, skip)
-    if objective.train_dz is not None:  # the hinge: follow the solution path
-        steps, _ = hinge_exact_steps(objective)
-        failed = {int(j): "the hinge solution path has no unique continuation (e.g. "
-                  "no support vector left on the margin to fix the intercept)"
+    if objective.train_dz is not None:  # hinge / ε-tube: follow the solution path
+        tube = getattr(objective, "exact_path", "hinge") == "tube"
+        steps, _ = (tube_exact_steps if tube else hinge_exact_steps)(objective)
+        failed = {int(j): "the piecewise-linear solution path has no unique "
+                  "continuation (e.g. no support vector left on the margin to fix the "
+                  "intercept, or the row crossing the whole ε-tube)"
                   for j in np.flatnonzero(np.isnan(steps).any(axis=1))}
         return steps[:, objective.free], failed
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
@@ -737,7 +739,8 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
         return own(members)
     if objective.train_dz is not None:
         raise NotImplementedError(
-            "group_influence(method='exact') for the hinge loss is not supported "
+            "group_influence(method='exact') for the hinge and ε-insensitive losses "
+            "is not supported "
             "yet: removing support vectors moves other rows across the margin, which "
             "needs active-set steps. Use method='newton'."
         )
@@ -1062,8 +1065,14 @@ def hinge_exact_steps(objective, rows=None, *, tol=1e-9):
     return steps, crossings
 
 
-def _decrement(A, v, mu, q, theta, j, n, tol):
-    """Follow the SVM solution as row j's weight goes from v_j to 0."""
+def _decrement(A, v, mu, q, theta, j, n, tol, c=None, twin=None):
+    """Follow the SVM solution as row j's weight goes from v_j to 0.
+
+    Hinge rows max(0, c_i − A_i θ) (c = 1: the SVM margin); ``twin``: another hinge
+    row of the same data row (the ε-tube's other edge), whose weight also goes to 0:
+    the path is undefined (None) if it would become active.
+    """
+    c = np.ones(len(v)) if c is None else c
     mu = mu.copy()
     state = np.where(mu >= v * (1 - 1e-6), 1, np.where(mu <= v * 1e-6, -1, 0))
     # 1 inside (μ = v), 0 on the margin, −1 outside (μ = 0)
@@ -1081,7 +1090,7 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         K[d:, :d] = A[M]
         rhs = np.zeros(d + len(M))
         rhs[:d] = A[inside].T @ bound[inside] / n
-        rhs[d:] = 1.0
+        rhs[d:] = c[M]
         drhs = np.zeros(d + len(M))
         if state[j] == 1:
             drhs[:d] = -A[j] * v[j] / n
@@ -1117,8 +1126,8 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         others = np.flatnonzero((state != 0) & (np.arange(len(v)) != j))
         toward = np.where(state[others] == 1, dm[others] > 1e-14, dm[others] < -1e-14)
         crossing = others[toward]
-        when = np.maximum((1.0 - m[crossing]) / dm[crossing], 0.0)
-        ok = (1.0 - m[crossing]) / dm[crossing] > -1e-9
+        when = np.maximum((c[crossing] - m[crossing]) / dm[crossing], 0.0)
+        ok = (c[crossing] - m[crossing]) / dm[crossing] > -1e-9
         if ok.any():
             first = np.argmin(np.where(ok, when, np.inf))
             if when[first] < best:
@@ -1126,6 +1135,8 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         if event is None:  # no breakpoint before t = 1
             return th + (1.0 - t) * dth, pieces
         i, new_state = event
+        if i == twin:
+            return None
         t += best
         pieces += 1
         state[i] = new_state
@@ -1138,3 +1149,45 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         elif new_state == -1:
             mu[i] = 0.0
     return None
+
+
+# -- exact removal for the ε-insensitive loss: the same path on two hinges per row ----
+def tube_exact_steps(objective, rows=None, *, tol=1e-9):
+    """θ̂_{−j} − θ̂ for the ε-insensitive loss (one output, subgradients known).
+
+    ψ(r) = max(0, r − ε) + max(0, −r − ε), r = x̃·θ − y, is a sum of two hinges with
+    offsets, max(0, c − A θ): the upper edge A = −x̃, c = −y − ε and the lower edge
+    A = x̃, c = y − ε, each with the row's weight v. Their dual variables are
+    μ = v max(±ψ', 0) (``train_dz`` = ψ'). Removing row j follows the hinge's solution
+    path (``_decrement``) for its active edge; the other edge must stay inactive
+    (otherwise the removal is NaN: the path would need both). Rows strictly inside
+    the tube (ψ' = 0) do not move the solution. Works on any one-output
+    ``LinearObjective`` with ``loss.epsilon`` and ``train_dz`` (e.g. kernel features).
+    Returns (steps (n_rows, p) — NaN where the path is undefined — and the number of
+    breakpoints crossed).
+    """
+    obj = objective
+    n = obj.X.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    X = dense(obj.X)
+    Xt = np.hstack([X, np.ones((n, 1))]) if obj.fit_intercept else X
+    y, eps = obj.y[:, 0], float(obj.loss.epsilon)
+    psi, v = obj.train_dz[:, 0], obj.row_weight[:, 0]
+    A = np.vstack([-Xt, Xt])
+    c = np.r_[-y - eps, y - eps]
+    V = np.r_[v, v]
+    mu = np.r_[v * np.clip(psi, 0, 1), v * np.clip(-psi, 0, 1)]
+    theta = obj.params
+    steps = np.zeros((len(rows), obj.n_params))
+    crossings = 0
+    for r, j in enumerate(rows):
+        if abs(psi[j]) * v[j] <= tol * max(v[j], 1e-300):
+            continue  # inside the tube: removing it changes nothing
+        h, twin = (j, n + j) if psi[j] > 0 else (n + j, j)
+        out = _decrement(A, V, mu, obj.quad_penalty, theta, h, n, tol, c=c, twin=twin)
+        if out is None:
+            steps[r] = np.nan
+        else:
+            steps[r] = out[0] - theta
+            crossings += out[1]
+    return steps, crossings
