@@ -85,7 +85,7 @@ class HuberObjective(LinearObjective):
 
     def parameter_names(self, features):
         """Names in the ``params_`` layout: the features, "intercept", "scale"."""
-        return list(features) + (["intercept"] if self.fit_intercept_ else []) + \
+        return list(features) + (["intercept"] if self.reported[-2] else []) + \
             ["scale"]
 
 
@@ -123,13 +123,11 @@ def huber_objective(est, X, y, sample_weight, **options):
     fixed[-1] = _scale_at_bound(loss, coef, intercept, X, Y, sample_weight)
     quad = np.zeros(2 * d + 2)
     quad[:d] = 2 * est.alpha / n  # α‖w‖² / n = ½ (2α/n) ‖w‖²
-    obj = HuberObjective(
+    return HuberObjective(
         loss, coef, intercept, X, Y, sample_weight, np.ones(n), quad,
         np.zeros(2 * d + 2), targets=targets, fixed=fixed, hidden=hidden,
         predicted=[0],
     )
-    obj.fit_intercept_ = bool(est.fit_intercept)
-    return obj
 
 
 def _scale_at_bound(loss, coef, intercept, X, Y, sample_weight):

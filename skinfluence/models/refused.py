@@ -57,8 +57,11 @@ REFUSED = {
            "itself fitted); use SVC(kernel='linear')",
     OneClassSVM: "is not supported (an unsupervised model: no training loss per "
                  "labelled row)",
-    SGDOneClassSVM: "is not supported yet (needs the one-class objective with its "
-                    "fitted offset)",
+    SGDOneClassSVM: "is not supported yet: its SGD objective (ν/2)‖w‖² + ν b + "
+                    "(1/n) Σ s_i max(0, 1 − w·x_i − b) (offset_ = 1 − b) has a term "
+                    "linear in the intercept and no labels, and SGD does not reach its "
+                    "optimum (it needs a linear penalty term, a one-class target "
+                    "encoding and a test loss without y)",
 }
 
 
