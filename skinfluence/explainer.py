@@ -181,7 +181,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when X has string column names.
     params_ : ndarray of shape (n_params,)
-        θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted).
+        θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted), then
+        ``scale_`` for HuberRegressor (``risk_.params[risk_.reported]``).
     hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
         for coefficients held at zero by an L1 penalty). None with the "cg",
