@@ -15,7 +15,10 @@ derivative in ``z``) and its recipe for ``c``, ``q`` and ``a``; everything in θ
 built here by the chain rule, ``∇θ L(z_i) = dL/dz ⊗ [x_i, 1]``.
 
 Parameter layout (the ``params_`` contract): ``θ = [W.ravel(), b]``, i.e. ``coef_``
-flattened row by row followed by ``intercept_`` when the model fits one.
+flattened row by row followed by ``intercept_`` when the model fits one. A family may
+add an output that carries only an intercept (HuberRegressor's scale σ: its
+coefficients are structural zeros, ``hidden``); the public layout (``reported``) then
+leaves those zeros out.
 """
 
 import copy
@@ -68,6 +71,13 @@ class LinearObjective:
     pinned : ndarray of bool of shape (n, k) or None
         (row, output) pairs whose decision value is held fixed under a small
         re-weighting: an exact hinge's support vectors on the margin (m = 1).
+    hidden : ndarray of bool of shape (p,) or None
+        Structural zeros: parameters held at zero and left out of the public
+        ``params_`` layout (``reported``), e.g. the coefficients of an output that
+        carries only an intercept (HuberRegressor's scale σ).
+    predicted : sequence of int or None
+        The outputs that are predictions (all when None): test losses by name
+        (``models._losses.test_loss``) and ``prediction_gradients`` see only these.
     """
 
     def __init__(
@@ -89,6 +99,8 @@ class LinearObjective:
         fixed=None,
         train_dz=None,
         pinned=None,
+        hidden=None,
+        predicted=None,
     ):
         self.loss = loss
         self.coef = np.asarray(coef, dtype=np.float64)
@@ -119,6 +131,12 @@ class LinearObjective:
         self.fixed = None if fixed is None else np.asarray(fixed, dtype=bool)
         if self.fixed is not None:
             self.free &= ~self.fixed
+        self.reported = np.ones(self.n_params, dtype=bool)
+        if hidden is not None:
+            self.reported = ~np.asarray(hidden, dtype=bool)
+            self.free &= self.reported
+        self.predicted = (np.arange(k) if predicted is None
+                          else np.asarray(predicted, dtype=np.intp))
 
     # -- parameters -----------------------------------------------------------------
     @property
@@ -260,9 +278,11 @@ class LinearObjective:
         return out
 
     def prediction_gradients(self, X):
-        """∇θ of the mean decision value (1/k) Σ_k z_k of each row."""
-        k = self.n_outputs
-        return self.row_gradients(X, np.full((X.shape[0], k), 1.0 / k))
+        """∇θ of the mean predicted decision value (1/k) Σ_k z_k of each row (over
+        the ``predicted`` outputs)."""
+        dZ = np.zeros((X.shape[0], self.n_outputs))
+        dZ[:, self.predicted] = 1.0 / len(self.predicted)
+        return self.row_gradients(X, dZ)
 
     def row_curvature(self):
         """D_j = diag(s_j c_j) d²L/dz²_j of every training row, (n, k, k):

@@ -344,12 +344,13 @@ def removal_steps(objective, solver, hessian, method, *, verbose=0):
         steps, _ = newton_steps(objective, solver, hessian)
         for j in np.flatnonzero(np.isnan(steps).any(axis=1)):
             defects.setdefault(int(j), INDEFINITE)
+        steps = full_steps(objective, steps)
     else:
         steps, failed = exact_steps(objective, solver, hessian, skip=list(defects),
                                     verbose=verbose)
         defects.update(failed)
-    steps = _grow_active_sets(objective, removals, full_steps(objective, steps),
-                              defects, exact=method == "exact")
+    steps = _grow_active_sets(objective, removals, steps, defects,
+                              exact=method == "exact")
     return settle(objective, removals, steps, defects, "row")
 
 
@@ -619,20 +620,25 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
     Chord iterations Δ ← Δ − H'_j⁻¹ ∇R_{−j}(θ̂ + Δ) from the Newton step, with H'_j
     the downdated Hessian at θ̂; rows where the chord stops contracting (or whose
     Newton step is undefined) continue with full Newton steps (``newton_refine``).
-    Rows in ``skip`` and rows without weight are not iterated. Returns (steps
-    (n, p_free), {row: reason} for rows that did not converge). ``verbose > 0`` prints
+    Rows in ``skip`` and rows without weight are not iterated. Returns (steps over
+    all of θ (n, p), {row: reason} for rows that did not converge). ``verbose > 0`` prints
     the progress (rows done, iterations) to stderr.
     """
     _check_supported(objective)
     refusal = getattr(objective, "exact_removal_refusal", None)
     if refusal is not None:  # a family without an exact removal path says why
         raise NotImplementedError(refusal)
-    if objective.train_dz is not None:  # the hinge: follow the solution path
-        steps, _ = hinge_exact_steps(objective)
-        failed = {int(j): "the hinge solution path has no unique continuation (e.g. "
-                  "no support vector left on the margin to fix the intercept)"
+    own = getattr(objective, "exact_removal_steps", None)
+    if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
+        return _own_exact_steps(objective, own, skip)
+    if objective.train_dz is not None:  # hinge / ε-tube: follow the solution path
+        tube = getattr(objective, "exact_path", "hinge") == "tube"
+        steps, _ = (tube_exact_steps if tube else hinge_exact_steps)(objective)
+        failed = {int(j): "the piecewise-linear solution path has no unique "
+                  "continuation (e.g. no support vector left on the margin to fix the "
+                  "intercept, or the row crossing the whole ε-tube)"
                   for j in np.flatnonzero(np.isnan(steps).any(axis=1))}
-        return steps[:, objective.free], failed
+        return steps, failed
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     parts = S, D, M = _downdate_parts(objective, solver)
     steps, _ = newton_steps(objective, solver, hessian, parts)
@@ -679,7 +685,19 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
         if not ok:
             failed[int(j)] = f"did not converge within max_iter={max_iter}"
     failed.update(_check_exact_result(objective, steps, todo))
-    return steps, failed
+    return full_steps(objective, steps), failed
+
+
+def _own_exact_steps(objective, own, skip):
+    """``objective.exact_removal_steps`` for every weighted row not in ``skip``."""
+    n = objective.X.shape[0]
+    todo = weighted_rows(objective)
+    todo[list(skip)] = False
+    rows = np.flatnonzero(todo)
+    steps = np.zeros((n, objective.n_params))
+    found, failed = own([np.array([j]) for j in rows])
+    steps[rows] = found
+    return steps, {int(rows[i]): reason for i, reason in failed.items()}
 
 
 def _progress(verbose, message):
@@ -937,33 +955,38 @@ def group_steps(objective, solver, hessian, members, method):
     """
     defects = removal_defects(objective, members)
     todo = [g for g in range(len(members)) if g not in defects]
-    steps = np.full((len(members), int(objective.free.sum())), np.nan)
+    steps = np.full((len(members), objective.n_params), np.nan)
     if todo:
         some = [members[g] for g in todo]
         if method == "exact":
             found, failed = exact_group_steps(objective, solver, hessian, some)
         else:
-            found = newton_group_steps(objective, solver, hessian, some)
+            found = full_steps(objective, newton_group_steps(objective, solver,
+                                                             hessian, some))
             failed = {i: INDEFINITE for i in np.flatnonzero(np.isnan(found).any(1))}
         steps[todo] = found
         defects.update({todo[i]: reason for i, reason in failed.items()})
-    steps = _grow_active_sets(objective, members, full_steps(objective, steps), defects,
+    steps = _grow_active_sets(objective, members, steps, defects,
                               exact=method == "exact")
     return settle(objective, members, steps, defects, "group")
 
 
 def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
                       max_iter=100):
-    """θ̂_{−G} − θ̂ over the free parameters for every group (n_groups, p_free).
+    """θ̂_{−G} − θ̂ over all of θ for every group (n_groups, p).
 
     Newton steps on R without the group (``newton_refine``) from its one-step
     estimate (from θ̂ where that step is undefined). Returns (steps, {position:
     reason} for groups that did not converge). Groups of rows without weight are
     not iterated.
     """
+    own = getattr(objective, "exact_removal_steps", None)
+    if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
+        return own(members)
     if objective.train_dz is not None:
         raise NotImplementedError(
-            "group_influence(method='exact') for the hinge loss is not supported "
+            "group_influence(method='exact') for the hinge and ε-insensitive losses "
+            "is not supported "
             "yet: removing support vectors moves other rows across the margin, which "
             "needs active-set steps. Use method='newton'."
         )
@@ -985,7 +1008,7 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
                                for g in done])
         off = _active_set_changes(objective, np.asarray(done), gradients)
         failed.update(off)
-    return steps, failed
+    return full_steps(objective, steps), failed
 
 
 def _full_removal_gradient(objective, rows, step):
@@ -1287,8 +1310,14 @@ def hinge_exact_steps(objective, rows=None, *, tol=1e-9):
     return steps, crossings
 
 
-def _decrement(A, v, mu, q, theta, j, n, tol):
-    """Follow the SVM solution as row j's weight goes from v_j to 0."""
+def _decrement(A, v, mu, q, theta, j, n, tol, c=None, twin=None):
+    """Follow the SVM solution as row j's weight goes from v_j to 0.
+
+    Hinge rows max(0, c_i − A_i θ) (c = 1: the SVM margin); ``twin``: another hinge
+    row of the same data row (the ε-tube's other edge), whose weight also goes to 0:
+    the path is undefined (None) if it would become active.
+    """
+    c = np.ones(len(v)) if c is None else c
     mu = mu.copy()
     state = np.where(mu >= v * (1 - 1e-6), 1, np.where(mu <= v * 1e-6, -1, 0))
     # 1 inside (μ = v), 0 on the margin, −1 outside (μ = 0)
@@ -1306,7 +1335,7 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         K[d:, :d] = A[M]
         rhs = np.zeros(d + len(M))
         rhs[:d] = A[inside].T @ bound[inside] / n
-        rhs[d:] = 1.0
+        rhs[d:] = c[M]
         drhs = np.zeros(d + len(M))
         if state[j] == 1:
             drhs[:d] = -A[j] * v[j] / n
@@ -1342,8 +1371,8 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         others = np.flatnonzero((state != 0) & (np.arange(len(v)) != j))
         toward = np.where(state[others] == 1, dm[others] > 1e-14, dm[others] < -1e-14)
         crossing = others[toward]
-        when = np.maximum((1.0 - m[crossing]) / dm[crossing], 0.0)
-        ok = (1.0 - m[crossing]) / dm[crossing] > -1e-9
+        when = np.maximum((c[crossing] - m[crossing]) / dm[crossing], 0.0)
+        ok = (c[crossing] - m[crossing]) / dm[crossing] > -1e-9
         if ok.any():
             first = np.argmin(np.where(ok, when, np.inf))
             if when[first] < best:
@@ -1351,6 +1380,8 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         if event is None:  # no breakpoint before t = 1
             return th + (1.0 - t) * dth, pieces
         i, new_state = event
+        if i == twin:
+            return None
         t += best
         pieces += 1
         state[i] = new_state
@@ -1363,3 +1394,45 @@ def _decrement(A, v, mu, q, theta, j, n, tol):
         elif new_state == -1:
             mu[i] = 0.0
     return None
+
+
+# -- exact removal for the ε-insensitive loss: the same path on two hinges per row ----
+def tube_exact_steps(objective, rows=None, *, tol=1e-9):
+    """θ̂_{−j} − θ̂ for the ε-insensitive loss (one output, subgradients known).
+
+    ψ(r) = max(0, r − ε) + max(0, −r − ε), r = x̃·θ − y, is a sum of two hinges with
+    offsets, max(0, c − A θ): the upper edge A = −x̃, c = −y − ε and the lower edge
+    A = x̃, c = y − ε, each with the row's weight v. Their dual variables are
+    μ = v max(±ψ', 0) (``train_dz`` = ψ'). Removing row j follows the hinge's solution
+    path (``_decrement``) for its active edge; the other edge must stay inactive
+    (otherwise the removal is NaN: the path would need both). Rows strictly inside
+    the tube (ψ' = 0) do not move the solution. Works on any one-output
+    ``LinearObjective`` with ``loss.epsilon`` and ``train_dz`` (e.g. kernel features).
+    Returns (steps (n_rows, p) — NaN where the path is undefined — and the number of
+    breakpoints crossed).
+    """
+    obj = objective
+    n = obj.X.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    X = dense(obj.X)
+    Xt = np.hstack([X, np.ones((n, 1))]) if obj.fit_intercept else X
+    y, eps = obj.y[:, 0], float(obj.loss.epsilon)
+    psi, v = obj.train_dz[:, 0], obj.row_weight[:, 0]
+    A = np.vstack([-Xt, Xt])
+    c = np.r_[-y - eps, y - eps]
+    V = np.r_[v, v]
+    mu = np.r_[v * np.clip(psi, 0, 1), v * np.clip(-psi, 0, 1)]
+    theta = obj.params
+    steps = np.zeros((len(rows), obj.n_params))
+    crossings = 0
+    for r, j in enumerate(rows):
+        if abs(psi[j]) * v[j] <= tol * max(v[j], 1e-300):
+            continue  # inside the tube: removing it changes nothing
+        h, twin = (j, n + j) if psi[j] > 0 else (n + j, j)
+        out = _decrement(A, V, mu, obj.quad_penalty, theta, h, n, tol, c=c, twin=twin)
+        if out is None:
+            steps[r] = np.nan
+        else:
+            steps[r] = out[0] - theta
+            crossings += out[1]
+    return steps, crossings

@@ -44,7 +44,7 @@ def summary_frame(explainer, *, dfbetas="auto"):
         raise ValueError(f"dfbetas must be 'auto', True or False; got {dfbetas!r}.")
     obj = explainer.risk_
     n = len(explainer.sample_weight_)
-    free = obj.free
+    free = obj.free[obj.reported]  # in the params_ layout
     p = int(free.sum())
     leverage = explainer.leverages()
     phi, phi_loo = _dispersion(obj, leverage, p)
@@ -107,7 +107,7 @@ def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     obj = explainer.risk_
     unique, where = np.unique(rows, return_inverse=True)
     where = where.reshape(rows.shape)
-    steps = explainer.param_change(unique, method="newton")[:, obj.free]  # (m, p)
+    steps = explainer.param_change(unique, method="newton")[:, obj.free[obj.reported]]
     Z = obj.decision(Xv)  # (n_test, n_outputs)
     # U_tᵀ Δθ_j for every output: (n_test, m) per output, then each test's k rows
     shift = np.stack([np.take_along_axis(np.asarray(u @ steps.T), where, axis=1)
@@ -134,11 +134,15 @@ def parameter_names(explainer):
     A coefficient is named by its feature (``feature_names_in_``, the names a
     Pipeline's earlier steps give, or ``x0, x1, …``), prefixed by the class
     (``"<class>:<feature>"``) when the model has several outputs; intercepts are
-    ``"intercept"`` or ``"intercept:<class>"``.
+    ``"intercept"`` or ``"intercept:<class>"``. A family with parameters of its own
+    (HuberRegressor's ``"scale"``) names them (``risk_.parameter_names(features)``).
     """
     obj = explainer.risk_
     k, d = obj.n_outputs, obj.n_features
     features = _feature_names(explainer, d)
+    own = getattr(obj, "parameter_names", None)
+    if own is not None:
+        return own(list(features))
     if k == 1:
         names = list(features)
         outputs = [""]
@@ -202,9 +206,19 @@ def _dispersion(obj, leverage, p):
     if obj.targets.classes is not None:  # fixed dispersion (binomial, multinomial)
         return 1.0, np.ones(n)
     Z = obj.decision(obj.X)
-    dZ = obj.loss.value_grad(Z, obj.y)[1]
-    curv = np.einsum("jaa->ja", obj.loss.hessian(Z, obj.y))
-    pearson = (obj.row_weight * dZ**2 / curv).sum(axis=1)  # s_j (L'_j)² / L''_j
+    out = obj.predicted  # the outputs that are predictions (not HuberRegressor's σ)
+    dZ = obj.loss.value_grad(Z, obj.y)[1][:, out]
+    curv = np.einsum("jaa->ja", obj.loss.hessian(Z, obj.y))[:, out]
+    flat = np.flatnonzero((curv == 0).any(axis=1))
+    if flat.size:
+        raise ValueError(
+            f"summary_frame's Pearson dispersion s_j (L'_j)² / L''_j needs the loss's "
+            f"curvature at every training row; {flat.size} row(s) have none (e.g. "
+            f"{flat[:5].tolist()}: beyond a Huber threshold or outside an ε-tube). "
+            "Use leverages(), self_influence() and param_change(method='newton') "
+            "directly."
+        )
+    pearson = (obj.row_weight[:, out] * dZ**2 / curv).sum(axis=1)  # s (L')² / L''
     dof = n - p
     if dof <= 1:
         raise ValueError(

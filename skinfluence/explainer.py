@@ -181,7 +181,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when X has string column names.
     params_ : ndarray of shape (n_params,)
-        θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted).
+        θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted), then
+        ``scale_`` for HuberRegressor (``risk_.params[risk_.reported]``).
     hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
         for coefficients held at zero by an L1 penalty). None with the "cg",
@@ -340,7 +341,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self.risk_ = objective
-        self.params_ = objective.params
+        self.params_ = objective.params[objective.reported]  # the public layout
         _check_finite(self.params_, "coef_ or intercept_", model)
         self.hessian_solver_ = make_solver(
             self.hessian_solver, objective, self.damping, tol=self.cg_tol,
@@ -388,7 +389,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._check_unchanged()
         rows = self._check_indices(indices)
-        free = self.risk_.free
+        free = self.risk_.free[self.risk_.reported]  # in the params_ layout
         self._scoring().check_result_size((len(rows), len(free)))
         out = np.zeros((len(rows), len(free)))
         out[:, free] = self._scoring().influence_rows(rows)
@@ -819,7 +820,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 self.param_influence(rows)
         steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method, verbose=self.verbose)
-        out = steps[rows]
+        out = steps[rows][:, self.risk_.reported]  # over all of θ: the public layout
         out[np.isnan(out).any(axis=1)] = np.nan  # no estimate: every entry
         return out
 

@@ -20,10 +20,12 @@ Derivatives are central differences with one Richardson step,
 import warnings
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.special import log_expit, logsumexp
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import HuberRegressor, LogisticRegression
+from sklearn.linear_model._huber import _huber_loss_and_gradient
 
 ORACLE_TOL = 1e-12
 ORACLE_MAX_ITER = 1000
@@ -236,3 +238,58 @@ class EstimatorRefit:
         """A refit without row j."""
         keep = np.delete(np.arange(self.n), j)
         return self.fit(self.sample_weight[keep], rows=keep)
+
+
+class TightHuberRegressor(HuberRegressor):
+    """HuberRegressor refitted to machine precision (an oracle for finite differences).
+
+    scikit-learn's L-BFGS-B stops at a projected gradient of ``tol``; here its own
+    objective ``_huber_loss_and_gradient`` is minimised from the fitted values by
+    L-BFGS-B with ``ftol=0`` and a tiny ``gtol``, then polished by Newton steps with
+    the Hessian from central differences of that gradient. Same parameters, same
+    fitted attributes.
+    """
+
+    def fit(self, X, y, sample_weight=None):
+        super().fit(X, y, sample_weight=sample_weight)
+        sw = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+        theta = np.r_[self.coef_, [self.intercept_] if self.fit_intercept else [],
+                      self.scale_]
+        theta = huber_minimise(theta, X, y, self.epsilon, self.alpha, sw)
+        d = X.shape[1]
+        self.coef_ = theta[:d]
+        self.intercept_ = theta[d] if self.fit_intercept else 0.0
+        self.scale_ = theta[-1]
+        self.outliers_ = np.abs(y - X @ self.coef_ - self.intercept_) > \
+            self.scale_ * self.epsilon
+        return self
+
+
+def huber_minimise(theta, X, y, epsilon, alpha, sw, newton_steps=6):
+    """The minimiser of sklearn's Huber objective from ``theta`` (see above)."""
+    def fun(t):
+        return _huber_loss_and_gradient(t, X, y, epsilon, alpha, sw)
+
+    bounds = [(None, None)] * (len(theta) - 1) + [(10 * np.finfo(float).eps, None)]
+    res = minimize(fun, theta, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options=dict(maxiter=100_000, ftol=0.0, gtol=1e-14, maxcor=50))
+    theta = res.x
+    for _ in range(newton_steps):
+        g = fun(theta)[1]
+        step = 1e-6 * max(1.0, np.abs(theta).max())
+        H = np.empty((len(theta), len(theta)))
+        for i in range(len(theta)):
+            e = np.zeros(len(theta))
+            e[i] = step
+            H[:, i] = (fun(theta + e)[1] - fun(theta - e)[1]) / (2 * step)
+        delta = np.linalg.solve(0.5 * (H + H.T), g)
+        theta = theta - delta
+        if np.abs(delta).max() <= 1e-15 * max(1.0, np.abs(theta).max()):
+            break
+    return theta
+
+
+def huber_params(model):
+    """[coef_, intercept_ (when fitted), scale_]: HuberRegressor's θ."""
+    return np.r_[model.coef_, [model.intercept_] if model.fit_intercept else [],
+                 model.scale_]

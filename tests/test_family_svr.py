@@ -14,7 +14,7 @@ Measured (worst of 6 rows outside the tube; the better of h and h/4, which must
 agree to 1e-3, else the row is a kink): LinearSVR ε-insensitive 5e-7 – 1.3e-4
 (liblinear's dual noise, ``FLOOR``), squared ≤ 3.4e-7; SVR ≤ 1.6e-5 (libsvm's
 float32 kernel cache, as for SVC). Exact leave-one-out of the squared loss ≤ 4e-9
-relative in θ; the ε-insensitive exact path is refused (see
+relative in θ; the ε-insensitive exact path: tests/test_svr_exact.py (see
 ``test_newton_leave_one_out_of_the_tube`` for the Newton estimate's R and slope).
 """
 
@@ -204,7 +204,7 @@ def test_newton_leave_one_out_of_the_tube(config_id):
     Rows on the edges (pin released) and outside: one Newton step is only a rough
     estimate, since the removal crosses breakpoints of the piecewise-linear path
     (measured R = 0.51 / 0.25, slope 0.22 / 0.07 vs refits; with smoothing=0.01,
-    R = 0.32). The exact path is refused with that remedy."""
+    R = 0.32). The exact path: tests/test_svr_exact.py."""
     explainer, oracle, X, y, *_ = case(config_id)
     eps = CONFIGS[config_id][1].epsilon
     r = np.abs(_residuals(explainer, X, y))
@@ -221,8 +221,6 @@ def test_newton_leave_one_out_of_the_tube(config_id):
     print(f"[{config_id}] newton LOO (R, slope) {np.corrcoef(a, b)[0, 1]:.2f}, "
           f"{a @ b / (a @ a):.2f}")
     assert np.isfinite(got).all() and np.abs(got).max() > 0
-    with pytest.raises(NotImplementedError, match="method='newton'.*smoothing"):
-        explainer.leave_one_out(X[:3], y[:3], method="exact")
 
 
 def test_squared_loss_exact_leave_one_out_matches_refits():

@@ -22,10 +22,24 @@ import scipy.sparse as sp
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from . import bayes, glm, lasso, logistic, multitask, ridge, ridge_cv, sgd, svm, svr
+from . import (
+    bayes,
+    glm,
+    huber,
+    lasso,
+    logistic,
+    multitask,
+    quantile,
+    ridge,
+    ridge_cv,
+    sgd,
+    svm,
+    svr,
+)
 from .refused import KINDS, REFUSED, refusal
 
-_FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr)
+_FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr,
+             huber, quantile)
 
 
 def supported_estimators():

@@ -176,13 +176,31 @@ class DecisionValue:
         return np.zeros(Z.shape + (Z.shape[1],))
 
 
+class OnOutputs:
+    """A test loss of the predicted outputs only (the others, e.g. a fitted scale,
+    are not predictions): ``loss`` sees ``Z[:, outputs]``; dL/dz is zero elsewhere."""
+
+    shift_invariant = False
+    separable = True
+
+    def __init__(self, loss, outputs, n_outputs):
+        self.loss, self.outputs, self.n_outputs = loss, np.asarray(outputs), n_outputs
+
+    def value_grad(self, Z, y):
+        value, d1 = self.loss.value_grad(Z[:, self.outputs], y)
+        dZ = np.zeros(Z.shape)
+        dZ[:, self.outputs] = d1
+        return value, dZ
+
+
 def test_loss(name, objective):
     """A test-side loss by name, for ``objective``'s targets and outputs.
 
     "log_loss" (classifiers: sigmoid of one output, softmax over several), "hinge"
     (exact), "squared_hinge", "squared_error" (regressors), "decision" (the decision
     value; the prediction for regressors). Any object with ``value_grad(Z, y)`` in the
-    family's target encoding is used as is.
+    family's target encoding is used as is. Both see only the ``predicted`` outputs
+    of the objective (``OnOutputs``) when some outputs are not predictions.
     """
     if not isinstance(name, str):
         if not hasattr(name, "value_grad"):
@@ -190,7 +208,7 @@ def test_loss(name, objective):
                 "test_loss must be a name or an object with value_grad(Z, y) -> "
                 f"(loss, dL/dz); got {name!r}."
             )
-        return name
+        return _on_predicted(name, objective)
     classifier = objective.targets.classes is not None
     k = objective.n_outputs
     losses = {"decision": DecisionValue}
@@ -208,4 +226,11 @@ def test_loss(name, objective):
             f"{'classifier' if classifier else 'regressor'}; choose one of "
             f"{sorted(losses)} or pass an object with value_grad(Z, y)."
         )
-    return losses[name]()
+    return _on_predicted(losses[name](), objective)
+
+
+def _on_predicted(loss, objective):
+    predicted = getattr(objective, "predicted", None)
+    if predicted is None or len(predicted) == objective.n_outputs:
+        return loss
+    return OnOutputs(loss, predicted, objective.n_outputs)

@@ -7,7 +7,6 @@ are **not supported yet**, with what that needs.
 """
 
 from sklearn.linear_model import (
-    HuberRegressor,
     Lars,
     LarsCV,
     OrthogonalMatchingPursuit,
@@ -15,7 +14,6 @@ from sklearn.linear_model import (
     PassiveAggressiveClassifier,
     PassiveAggressiveRegressor,
     Perceptron,
-    QuantileRegressor,
     RANSACRegressor,
     SGDOneClassSVM,
     TheilSenRegressor,
@@ -53,20 +51,17 @@ REFUSED = {
                 "perceptron criterion max(0, −m) is piecewise linear and "
                 "unregularised, so influence functions do not apply. Use "
                 "SGDClassifier(loss='hinge') or LogisticRegression",
-    HuberRegressor: "is not supported yet (needs its scale σ as a parameter of θ and "
-                    "the rows at the Huber threshold as kinks); meanwhile use "
-                    "SGDRegressor(loss='huber') (fixed threshold, no scale)",
-    QuantileRegressor: "is not supported yet (needs the linear program's solution "
-                       "path: the pinball loss has no curvature, so the derivative is "
-                       "zero almost everywhere and only removals are informative)",
     NuSVR: "is not supported yet (needs the ν-parametrised ε-tube, whose width is "
            "itself fitted)",
     NuSVC: "is not supported yet (needs the ν-parametrised margin, whose offset is "
            "itself fitted); use SVC(kernel='linear')",
     OneClassSVM: "is not supported (an unsupervised model: no training loss per "
                  "labelled row)",
-    SGDOneClassSVM: "is not supported yet (needs the one-class objective with its "
-                    "fitted offset)",
+    SGDOneClassSVM: "is not supported yet: its SGD objective (ν/2)‖w‖² + ν b + "
+                    "(1/n) Σ s_i max(0, 1 − w·x_i − b) (offset_ = 1 − b) has a term "
+                    "linear in the intercept and no labels, and SGD does not reach its "
+                    "optimum (it needs a linear penalty term, a one-class target "
+                    "encoding and a test loss without y)",
 }
 
 

@@ -31,9 +31,11 @@ held there (``pinned``), as the exact hinge's margin rows. ``smoothing=t > 0`` u
 the smooth ε-insensitive loss t·[softplus((r − ε)/t) + softplus((−r − ε)/t)] (two
 smooth hinges, one per edge) in the Hessian and the test loss, with the exact
 subgradients above for the training rows. ``leave_one_out(method="exact")`` (the
-solution path as a row's weight goes to zero) exists for the hinge only and is
-refused for the ε-insensitive loss; use ``method="newton"`` (the pinned row
-released), ideally with ``smoothing > 0``.
+solution path as a row's weight goes to zero) is
+followed for the ε-insensitive loss too (``exact_path = "tube"``: each row is two
+hinges with offsets, one per edge; :func:`skinfluence._removal.tube_exact_steps`)
+and matches refits without the row (to the solver's floor); groups are not
+supported (``method="newton"``).
 """
 
 import warnings
@@ -72,21 +74,11 @@ def epsilon_insensitive_loss(epsilon, smoothing):
     return EpsilonInsensitiveLoss(epsilon)
 
 
-#: Why ``leave_one_out(method="exact")`` is refused for the ε-insensitive loss.
-NO_EXACT_REMOVAL = (
-    "leave_one_out(method='exact') follows the solution path of the hinge only; for "
-    "the ε-insensitive loss of SVR/LinearSVR it is not implemented. Use "
-    "method='newton' (one Newton step with the row's pin released; a rough estimate, "
-    "as the removal crosses breakpoints of the piecewise-linear solution path), "
-    "optionally with InfluenceExplainer(smoothing=t) for some t > 0, or refit; "
-    "LinearSVR(loss='squared_epsilon_insensitive') has an exact removal."
-)
-
-
 class TubeObjective(LinearObjective):
-    """R(θ) of an ε-insensitive SVR: exact removals are refused (see the module)."""
+    """R(θ) of an ε-insensitive SVR: exact removals follow the tube's solution path
+    (see the module)."""
 
-    exact_removal_refusal = NO_EXACT_REMOVAL
+    exact_path = "tube"
 
 
 def _tube_scale(est, Y):
@@ -250,8 +242,9 @@ DESCRIPTION = {
     (LinearSVR,): ("ε-insensitive (exact: tube-edge rows pinned; or smoothed) or "
                    "squared ε-insensitive", "L2", "penalised (`intercept_scaling`)",
                    "squared ≤ 4e-7, exact LOO 4e-9; ε-insensitive: liblinear floor "
-                   "3e-4, no exact LOO"),
+                   "3e-4, exact LOO (solution path) 5e-8"),
     (SVR,): ("ε-insensitive (exact: tube-edge rows pinned; or smoothed); linear "
              "kernel", "L2", "unpenalised",
-             "≤ 2e-5 (libsvm float32 kernel floor); no exact LOO"),
+             "≤ 2e-5 (libsvm float32 kernel floor); exact LOO (solution path) "
+             "5e-6"),
 }
