@@ -61,10 +61,22 @@ class FlatTestLossWarning(UserWarning):
     """
 
 
-def _warn_flat_test_loss(flat):
+def _warn_flat_test_loss(flat, explainer=None):
     """Warn once (FlatTestLossWarning) when some test rows' scores are all zero."""
     count = int(np.count_nonzero(flat))
-    if count:
+    basis = None if explainer is None else explainer.hessian_solver_.basis
+    if count and basis is not None and basis.shape[1] == 0:
+        name = type(unwrap(explainer.estimator_)).__name__
+        warnings.warn(
+            f"Every first-order influence is 0: the fitted {name} does not move "
+            "under a small re-weighting of its rows (its rows on the kinks and its "
+            "zero coefficients fix every parameter, e.g. the vertex "
+            "of a linear program), so no training row can be ranked by it. Use "
+            "leave_one_out(method=\"exact\") for the effect of removing rows.",
+            FlatTestLossWarning,
+            stacklevel=3,
+        )
+    elif count:
         warnings.warn(
             f"{count} of {len(flat)} test point(s) have a zero test-loss gradient (the "
             "loss is flat there, e.g. a confidently classified point under a hinge or "
@@ -429,7 +441,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self.risk_
         out = self._scoring().score(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
-        _warn_flat_test_loss(~out.any(axis=1))
+        _warn_flat_test_loss(~out.any(axis=1), self)
         return out
 
     def test_set_influence(self, X: MatrixLike, y: ArrayLike | None = None, *,
@@ -536,7 +548,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
         out = self._scoring().most_influential(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss), k, sign)
-        _warn_flat_test_loss(out[:, 0, 0] < 0)
+        _warn_flat_test_loss(out[:, 0, 0] < 0, self)
         indices, scores = out[:, 0].astype(np.intp), out[:, 1]
         if not as_frame:
             return indices, scores
@@ -654,7 +666,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out = scoring.score(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
             row_scale=scale)
-        _warn_flat_test_loss(~out.any(axis=1))
+        _warn_flat_test_loss(~out.any(axis=1), self)
         return out
 
     def group_influence(self, groups: ArrayLike, X: MatrixLike, y: ArrayLike,
