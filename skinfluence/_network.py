@@ -152,7 +152,7 @@ class NetworkObjective:
     def unpack(self, theta):
         """(coefs, intercepts) of a parameter vector in the θ layout."""
         coefs = [theta[s].reshape(c.shape) for s, c in zip(self._coef_slices,
-                                                           self.coefs)]
+                                                           self.coefs, strict=True)]
         intercepts = [theta[s] for s in self._intercept_slices]
         return coefs, intercepts
 
@@ -181,7 +181,7 @@ class NetworkObjective:
         coefs = self.coefs if coefs is None else coefs
         intercepts = self.intercepts if intercepts is None else intercepts
         acts = [np.asarray(dense(X), dtype=np.float64)]
-        for layer, (W, b) in enumerate(zip(coefs, intercepts)):
+        for layer, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
             Z = acts[-1] @ W + b
             if layer < len(coefs) - 1:
                 acts.append(activate(self.activation, Z))
@@ -308,7 +308,7 @@ class NetworkObjective:
         m, L = V.shape[1], len(self.coefs)
         # V's blocks per layer: (d_in, d_out, m) weights and (d_out, m) intercepts
         VW = [V[s].reshape(c.shape + (m,)) for s, c in zip(self._coef_slices,
-                                                          self.coefs)]
+                                                          self.coefs, strict=True)]
         Vb = [V[s] for s in self._intercept_slices]
         # forward: directional derivatives of the pre-activations (m, n, width)
         Ra = [None]  # the input does not move

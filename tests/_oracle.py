@@ -275,7 +275,7 @@ def mlp_objective(model, X, y, sample_weight):
         Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
     acts = [X] + [None] * (len(units) - 1)
     deltas = [None] * (len(units) - 1)
-    cg = [np.empty((a, b)) for a, b in zip(units[:-1], units[1:])]
+    cg = [np.empty((a, b)) for a, b in zip(units[:-1], units[1:], strict=True)]
     ig = [np.empty(b) for b in units[1:]]
 
     def f(theta):
