@@ -313,7 +313,10 @@ def mlp_refit(model, X, y, sample_weight, theta0=None, newton=3, fd_step=1e-6):
             e = np.zeros(p)
             e[i] = fd_step
             H[:, i] = (f(theta + e)[1] - f(theta - e)[1]) / (2 * fd_step)
-        theta = theta - np.linalg.solve(0.5 * (H + H.T), f(theta)[1])
+        # least squares: no step along flat directions (a softmax's shift, a dead
+        # ReLU unit's intercept), which no refit moves along either
+        H = 0.5 * (H + H.T)
+        theta = theta - np.linalg.lstsq(H, f(theta)[1], rcond=1e-10)[0]
     return theta
 
 
