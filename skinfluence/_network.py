@@ -75,6 +75,12 @@ def derivatives(name, A):
     raise ValueError(f"Unknown activation {name!r}.")
 
 
+def _times(A, V):
+    """A V_m for every direction m: A (n, i), V (i, o, m) -> (m, n, o), one GEMM."""
+    i, o, m = V.shape
+    return (A @ V.reshape(i, o * m)).reshape(-1, o, m).transpose(2, 0, 1)
+
+
 class NetworkObjective:
     """R(θ) of a fitted multi-layer perceptron on its training data.
 
@@ -314,7 +320,7 @@ class NetworkObjective:
         Ra = [None]  # the input does not move
         Rz = [None]
         for layer in range(L):
-            r = np.einsum("ni,iom->mno", acts[layer], VW[layer]) + Vb[layer].T[:, None]
+            r = _times(acts[layer], VW[layer]) + Vb[layer].T[:, None]
             if Ra[layer] is not None:
                 r += Ra[layer] @ self.coefs[layer]
             Rz.append(r)
@@ -326,16 +332,16 @@ class NetworkObjective:
         Rdelta *= w[None, :, None]
         out = np.empty((self.n_params, m))
         for layer in range(L - 1, -1, -1):
-            RgW = np.einsum("ni,mno->iom", acts[layer], Rdelta)
+            RgW = np.matmul(acts[layer].T, Rdelta)  # (m, d_in, d_out): a_lᵀ Rδ
             if Ra[layer] is not None:
-                RgW += np.einsum("mni,no->iom", Ra[layer], delta)
-            out[self._coef_slices[layer]] = RgW.reshape(-1, m)
+                RgW += np.matmul(Ra[layer].transpose(0, 2, 1), delta)  # Ra_lᵀ δ
+            out[self._coef_slices[layer]] = RgW.reshape(m, -1).T
             out[self._intercept_slices[layer]] = Rdelta.sum(axis=1).T
             if layer:
                 W = self.coefs[layer]
                 d1, d2 = derivatives(self.activation, acts[layer])
                 back = delta @ W.T
-                Rdelta = (Rdelta @ W.T + np.einsum("no,iom->mni", delta, VW[layer])) \
+                Rdelta = (Rdelta @ W.T + np.matmul(delta, VW[layer].transpose(2, 1, 0))) \
                     * d1 + (back * d2) * Rz[layer]
                 delta = back * d1
         return out / self.n_samples
