@@ -155,6 +155,13 @@ class NetworkObjective:
     def n_samples(self):
         return self.X.shape[0]
 
+    def parameter_names(self):
+        """Names of θ in its layout: ``coefs_[l][i, o]``, then ``intercepts_[l][o]``."""
+        names = [f"coefs_[{layer}][{i}, {o}]" for layer, c in enumerate(self.coefs)
+                 for i in range(c.shape[0]) for o in range(c.shape[1])]
+        return names + [f"intercepts_[{layer}][{o}]"
+                        for layer, b in enumerate(self.intercepts) for o in range(b.size)]
+
     def unpack(self, theta):
         """(coefs, intercepts) of a parameter vector in the θ layout."""
         coefs = [theta[s].reshape(c.shape) for s, c in zip(self._coef_slices,

@@ -52,6 +52,11 @@ def _regression():
     return X[:60], Y[:60], X[60:], Y[60:]
 
 
+def _one_output():
+    Xt, Yt, Xs, Ys = _regression()
+    return Xt, Yt[:, 0], Xs, Ys[:, 0]
+
+
 def _fit(model, X, y, sw):
     """The network at a tight stationary point of scikit-learn's objective."""
     with warnings.catch_warnings():
@@ -76,6 +81,7 @@ CASES = {
     "multiclass-tanh": (_iris, lambda: _clf("tanh")),
     "regression-tanh": (_regression, lambda: _reg("tanh")),
     "regression-logistic": (_regression, lambda: _reg("logistic")),
+    "regression1-tanh": (lambda: _one_output(), lambda: _reg("tanh")),
 }
 
 
@@ -158,9 +164,15 @@ def test_hessian_vector_products(activation):
     assert np.abs(HV - fd).max() <= 1e-7 * np.abs(fd).max()
     H = risk.hessian()
     np.testing.assert_allclose(H @ V, HV, rtol=0, atol=1e-12 * np.abs(HV).max())
-    # a subset of rows scaled to n estimates H (LiSSA's batches): all rows give H
-    np.testing.assert_allclose(risk.hessian_product(V, rows=np.arange(len(yt))), HV,
-                               rtol=1e-12, atol=1e-15)
+    # the Hessian of a subset of rows, scaled to n (LiSSA's batches): two halves
+    # average back to H (each keeps the penalty)
+    n = len(yt)
+    half = np.arange(n) < n // 3
+    PV = risk.quad_penalty[:, None] * V
+    parts = [(risk.hessian_product(V, rows=np.flatnonzero(m)) - PV) * m.sum() / n
+             for m in (half, ~half)]
+    np.testing.assert_allclose(parts[0] + parts[1] + PV, HV, rtol=0,
+                               atol=1e-12 * np.abs(HV).max())
 
 
 # -- influence vs refits ------------------------------------------------------------
@@ -247,6 +259,34 @@ def test_iterative_solvers_agree_with_cholesky():
     np.testing.assert_allclose(cg.loss_influence(Xs, ys), ref, rtol=1e-6,
                                atol=1e-8 * np.abs(ref).max())
     assert cg.hessian_solver_.reason == "hessian_solver='cg' was requested"
+    # LiSSA's recursion on the R-operator's products (full batches: deterministic;
+    # damped, so that it contracts quickly)
+    damped = InfluenceExplainer(ex.estimator, damping=0.05).fit(Xt, yt, sw)
+    lissa = InfluenceExplainer(ex.estimator, damping=0.05, hessian_solver="lissa",
+                               lissa_params={"depth": 3000},
+                               random_state=0).fit(Xt, yt, sw)
+    want = damped.loss_influence(Xs, ys)
+    err = np.abs(lissa.loss_influence(Xs, ys) - want).max() / np.abs(want).max()
+    assert err < 1e-6, err
+
+
+def test_diagnostics_and_analyses():
+    """summary_frame, mislabel ranking and loo_score run on a network; the frame's
+    own-loss change is leave_one_out(method="newton")'s diagonal."""
+    from skinfluence.analysis import loo_score, mislabel_ranking
+
+    model, ex, (Xt, yt, _, _, _) = _setup("multiclass-tanh")
+    frame = ex.summary_frame()
+    loo = ex.leave_one_out(Xt, yt, method="newton")
+    np.testing.assert_allclose(frame["loo_loss_change"], np.diag(loo), rtol=1e-9,
+                               atol=1e-14)
+    assert "dfbetas_coefs_[1][2, 0]" in frame.columns
+    top = ex.most_influential(Xt[:4], yt[:4], k=2, as_frame=True, method="newton")
+    rows = top["training_row"].to_numpy(dtype=int).reshape(4, 2)
+    np.testing.assert_allclose(top["loo_change"].to_numpy().reshape(4, 2),
+                               np.take_along_axis(loo[:4], rows, axis=1), rtol=1e-9)
+    assert len(mislabel_ranking(ex)) == len(yt)
+    assert np.isfinite(loo_score(ex))
 
 
 def test_pipeline_and_n_jobs():
