@@ -220,8 +220,10 @@ def test_relu_off_the_kinks_matches_refits():
     assert np.abs(pre).min() > 0.1
     with warnings.catch_warnings():
         # the optimality check solves for the ~1e-15 gradient, whose round-off has
-        # a component along the flat directions: CG reports it (zero curvature)
+        # a component along the flat directions: CG reports it (zero curvature),
+        # and the relative Newton step it returns is that noise (optimality_ ~6e-2)
         warnings.simplefilter("ignore", SingularHessianWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
         ex = InfluenceExplainer(FrozenEstimator(model), hessian_solver="cg",
                                 cg_tol=1e-13).fit(Xt, yt, sw)
     scores = ex.transform(Xs)
