@@ -256,16 +256,18 @@ class ConjugateGradientSolver(HessianSolver):
     """Matrix-free preconditioned conjugate gradients on ``H + damping·I``.
 
     Never forms H: each iteration is one Hessian-vector product per block of
-    right-hand sides, ``(1/n) [X, 1]ᵀ (D ⊙ ([X, 1] V)) + (q + λ) ⊙ V``, two products
-    with X (sparse X stays sparse), plus ``objective.penalty_hessian_product(V)`` for
-    objectives with a non-diagonal penalty (a group penalty's blocks). Jacobi
-    (diagonal) preconditioner; the fixed directions are projected out, so the answer
-    is the same as :class:`CholeskySolver`'s up to ``tol``.
+    right-hand sides, ``objective.hessian_product(V) + λV`` (for a linear model two
+    products with X, sparse X staying sparse; for a network Pearlmutter's
+    R-operator). Jacobi (diagonal) preconditioner from
+    ``objective.hessian_diagonal()``; the fixed directions are projected out, so the
+    answer is the same as :class:`CholeskySolver`'s up to ``tol``. A direction of
+    zero or negative curvature (an indefinite H: a network away from a local
+    minimum) stops its columns with a :class:`SingularHessianWarning`.
 
     Parameters
     ----------
-    objective : LinearObjective
-        The objective at θ̂ (its loss curvature and row weights give H).
+    objective : risk
+        The fitted risk (``hessian_product``, ``hessian_diagonal``, ``free``).
     fixed_directions : ndarray of shape (p, m)
         Directions the solution is kept orthogonal to.
     damping : float
@@ -284,55 +286,17 @@ class ConjugateGradientSolver(HessianSolver):
         self.objective = objective
         self.damping = damping
         self.tol = tol
-        X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
-        self._D = objective.row_curvature() / n  # (n, k, k)
-        self._idx = objective.param_index()
         p = int(objective.free.sum())
         self.max_iter = 10 * p if max_iter is None else max_iter
         self._basis = None  # orthonormal span of the fixed directions
         if fixed_directions.shape[1]:
             self._basis = _span_and_complement(fixed_directions)[0]
-        X2 = X.multiply(X) if sp.issparse(X) else X * X
-        diag = np.zeros(objective.n_params)
-        for a in range(k):
-            w = self._D[:, a, a]
-            diag[self._idx[a, : objective.n_features]] = np.asarray(X2.T @ w).ravel()
-            if objective.fit_intercept:
-                diag[self._idx[a, -1]] = w.sum()
-        diag = diag[objective.free] + objective.quad_penalty[objective.free] + damping
+        diag = objective.hessian_diagonal() + damping
         self._inv_diag = 1.0 / np.where(diag > 0, diag, 1.0)
 
     def matvec(self, V):
         """(H + λI) V for V of shape (p_free, m)."""
-        return self._hvp(self.objective.X, self._D, V)
-
-    def _hvp(self, X, D, V):
-        """(X̃ᵀ D X̃ + diag(q) + λI) V on the free parameters, D per row (n, k, k)."""
-        obj = self.objective
-        k, d = obj.n_outputs, obj.n_features
-        all_free = obj.free.all()
-        if all_free:
-            full = V
-        else:
-            full = np.zeros((obj.n_params, V.shape[1]))
-            full[obj.free] = V
-        # θ layout: output a's coefficients are the slice a·d:(a+1)·d, its
-        # intercept the entry k·d + a (views, no copies of the p × m block)
-        Zv = np.stack([np.asarray(X @ full[a * d:(a + 1) * d])
-                       + (full[k * d + a] if obj.fit_intercept else 0.0)
-                       for a in range(k)], axis=1)  # (n, k, m): [X, 1] V per output
-        T = Zv * D[:, 0, 0][:, None, None] if k == 1 else \
-            np.einsum("nab,nbm->nam", D, Zv)
-        out = np.empty((obj.n_params, V.shape[1]))
-        for a in range(k):
-            out[a * d:(a + 1) * d] = np.asarray(X.T @ T[:, a, :])
-            if obj.fit_intercept:
-                out[k * d + a] = T[:, a, :].sum(axis=0)
-        if not all_free:
-            out = out[obj.free]
-        out += (obj.quad_penalty[obj.free] + self.damping)[:, None] * V
-        extra = getattr(obj, "penalty_hessian_product", None)
-        return out if extra is None else out + extra(V)  # a non-diagonal penalty
+        return self.objective.hessian_product(V) + self.damping * V
 
     def _project(self, V):
         N = self._basis
@@ -376,9 +340,12 @@ def _pcg(matvec, precondition, B, tol, max_iter):
         flat = curvature <= 0
         if flat.any():  # no curvature along the search direction: undefined
             warnings.warn(
-                "Conjugate gradients met a direction with no curvature (a "
-                "parameter no training row's loss bends); those influences are "
-                "left at their last iterate. Use damping > 0 or "
+                "Conjugate gradients met a direction of zero or negative curvature "
+                f"(pᵀ(H + λI)p = {curvature[flat].min():.2e}: a parameter no training "
+                "row's loss bends, or an indefinite Hessian, e.g. a neural network "
+                "at a saddle point or short of a local minimum); those influences "
+                "are left at their last iterate. Use damping > 0 (for a network, "
+                "above minus the Hessian's smallest eigenvalue) or "
                 "hessian_solver='cholesky'.",
                 SingularHessianWarning,
                 stacklevel=4,
@@ -443,8 +410,7 @@ class LissaSolver(ConjugateGradientSolver):
 
     def _batch_matvec(self, rows, V):
         """(H_B + λI) V with H_B the Hessian of the rows ``rows`` (rescaled to n)."""
-        n = self.objective.X.shape[0]
-        return self._hvp(self.objective.X[rows], self._D[rows] * (n / len(rows)), V)
+        return self.objective.hessian_product(V, rows=rows) + self.damping * V
 
     def solve(self, B):
         vector = B.ndim == 1
@@ -513,6 +479,12 @@ class WoodburySolver(HessianSolver):
                 f"{objective.n_outputs} outputs. Use hessian_solver='cg'."
             )
         _refuse_pinned(objective, "woodbury")
+        if not objective.linear:
+            raise NotImplementedError(
+                "hessian_solver='woodbury' solves in data space, which needs decision "
+                "values linear in θ; this model (a neural network) is not linear. Use "
+                "hessian_solver='cholesky' (small networks) or 'cg'."
+            )
         if hasattr(objective, "penalty_hessian_product"):
             raise NotImplementedError(
                 "hessian_solver='woodbury' needs a diagonal penalty; this objective "
@@ -682,6 +654,9 @@ def choose_solver(name, objective, damping):
         return "cholesky", "auto: the exact hinge pins rows, which only it holds"
     if p <= AUTO_CHOLESKY_MAX:
         return "cholesky", f"auto: {p} free parameters <= {AUTO_CHOLESKY_MAX}"
+    if not objective.linear:
+        return "cg", (f"auto: {p} free parameters > {AUTO_CHOLESKY_MAX}, a network "
+                      "(no data-space solve)")
     n, d = objective.X.shape
     penalised = np.all((objective.quad_penalty[:d] + damping)[objective.free[:d]] > 0)
     if (objective.n_outputs == 1 and n < p and penalised
@@ -739,12 +714,43 @@ def make_solver(name, objective, damping, *, tol=1e-10, max_iter=None,
         try:
             solver = CholeskySolver(hessian, objective.fixed_directions(), damping)
         except ValueError as exc:
+            _check_definite(hessian, objective.fixed_directions(), damping)
             raise ValueError(
                 f"{exc} (training data: n_samples={objective.X.shape[0]}, "
                 f"n_params={objective.n_params})"
             ) from None
     solver.reason = reason
     return solver
+
+
+def smallest_eigenvalue(hessian, fixed_directions):
+    """The smallest eigenvalue of H on the complement of the fixed directions."""
+    Z = complement_basis(fixed_directions)
+    A = hessian if Z is None else Z.T @ hessian @ Z
+    return float(np.linalg.eigvalsh(0.5 * (A + A.T))[0]) if A.size else np.inf
+
+
+def _check_definite(hessian, fixed_directions, damping):
+    """ValueError naming the smallest eigenvalue when H + λI is indefinite.
+
+    A linear model's risk is convex (H is positive semi-definite); a network's is
+    not, and its Hessian at the fitted weights may have negative eigenvalues (a
+    saddle point, or weights short of a local minimum). Influence is then undefined
+    unless damped: ``H + λI`` with λ above −λ_min (Koh & Liang, section 4.2).
+    """
+    lam = smallest_eigenvalue(hessian, fixed_directions)
+    scale = max(1.0, float(np.max(np.abs(np.diag(hessian)), initial=0.0)))
+    if lam + damping < -1e-10 * scale:
+        raise ValueError(
+            f"The Hessian of the training objective is not positive definite at the "
+            f"fitted parameters (smallest eigenvalue {lam:.3e}, damping={damping!r}): "
+            "the model (a neural network's non-convex risk) is at a saddle point or "
+            "short of a local minimum, and influence functions are undefined there. "
+            f"Set InfluenceExplainer(damping=...) above {-lam:.2e} (e.g. "
+            f"{max(2 * -lam, 1e-3):.1e}; the influence is then that of the damped "
+            "quadratic model, as in Koh & Liang 2017), or fit the model to a local "
+            "minimum (solver='lbfgs', a small tol, a larger max_iter)."
+        )
 
 
 def _physical_memory():

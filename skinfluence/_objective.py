@@ -30,6 +30,10 @@ import scipy.sparse as sp
 class LinearObjective:
     """R(θ) of a fitted linear model on its training data.
 
+    Implements the risk interface (``docs/architecture.rst``); ``linear = True``:
+    decision values are linear in θ, which the exact removal paths, the data-space
+    ("woodbury") solver and the input perturbations rely on.
+
     Parameters
     ----------
     loss : object
@@ -79,6 +83,8 @@ class LinearObjective:
         The outputs that are predictions (all when None): test losses by name
         (``models._losses.test_loss``) and ``prediction_gradients`` see only these.
     """
+
+    linear = True
 
     def __init__(
         self,
@@ -331,6 +337,63 @@ class LinearObjective:
         g += self.quad_penalty[self.free] * theta
         g += self.l1_penalty[self.free] * np.sign(theta)
         return g
+
+    def hessian_product(self, V, rows=None):
+        """∇²R(θ̂) V on the free parameters, V of shape (p_free, m), never forming H.
+
+        ``(1/n) [X, 1]ᵀ (D ⊙ ([X, 1] V)) + diag(q) V`` (two products with X; sparse X
+        stays sparse), plus ``penalty_hessian_product(V)`` for objectives with a
+        non-diagonal penalty (a group penalty's blocks). ``rows``: the Hessian of
+        those training rows only, their curvature scaled by n / len(rows) (an
+        unbiased estimate of H, for LiSSA); the penalty is kept.
+        """
+        X, D = self.X, self._scaled_curvature()
+        if rows is not None:
+            X, D = X[rows], D[rows] * (X.shape[0] / len(rows))
+        k, d = self.n_outputs, self.n_features
+        all_free = self.free.all()
+        if all_free:
+            full = V
+        else:
+            full = np.zeros((self.n_params, V.shape[1]))
+            full[self.free] = V
+        # θ layout: output a's coefficients are the slice a·d:(a+1)·d, its
+        # intercept the entry k·d + a (views, no copies of the p × m block)
+        Zv = np.stack([np.asarray(X @ full[a * d:(a + 1) * d])
+                       + (full[k * d + a] if self.fit_intercept else 0.0)
+                       for a in range(k)], axis=1)  # (n, k, m): [X, 1] V per output
+        T = Zv * D[:, 0, 0][:, None, None] if k == 1 else \
+            np.einsum("nab,nbm->nam", D, Zv)
+        out = np.empty((self.n_params, V.shape[1]))
+        for a in range(k):
+            out[a * d:(a + 1) * d] = np.asarray(X.T @ T[:, a, :])
+            if self.fit_intercept:
+                out[k * d + a] = T[:, a, :].sum(axis=0)
+        if not all_free:
+            out = out[self.free]
+        out += self.quad_penalty[self.free][:, None] * V
+        extra = getattr(self, "penalty_hessian_product", None)
+        return out if extra is None else out + extra(V)  # a non-diagonal penalty
+
+    def _scaled_curvature(self):
+        """D_j / n of every training row (computed once)."""
+        if getattr(self, "_curvature", None) is None:
+            self._curvature = self.row_curvature() / self.X.shape[0]
+        return self._curvature
+
+    def hessian_diagonal(self):
+        """diag ∇²R(θ̂) on the free parameters (the Jacobi preconditioner of CG),
+        without a non-diagonal penalty's part."""
+        X, D = self.X, self._scaled_curvature()
+        X2 = X.multiply(X) if sp.issparse(X) else X * X
+        idx = self.param_index()
+        diag = np.zeros(self.n_params)
+        for a in range(self.n_outputs):
+            w = D[:, a, a]
+            diag[idx[a, : self.n_features]] = np.asarray(X2.T @ w).ravel()
+            if self.fit_intercept:
+                diag[idx[a, -1]] = w.sum()
+        return diag[self.free] + self.quad_penalty[self.free]
 
     def hessian(self):
         """∇²R(θ̂) on the free parameters, dense (p_free, p_free).

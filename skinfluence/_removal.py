@@ -339,6 +339,10 @@ def removal_steps(objective, solver, hessian, method, *, verbose=0):
     """
     n = objective.X.shape[0]
     removals = [np.array([j]) for j in range(n)]
+    if not objective.linear:  # a network: Newton steps with each row's own Hessian
+        steps = network_newton_steps(objective, hessian, method)
+        defects = {int(j): INDEFINITE for j in np.flatnonzero(np.isnan(steps).any(1))}
+        return settle(objective, removals, steps, defects, "row")
     defects = removal_defects(objective, removals)
     if method == "newton":
         steps, _ = newton_steps(objective, solver, hessian)
@@ -532,6 +536,45 @@ def _l1_quadratic(c, H, a, u, *, max_sweeps=20_000):
         if still:
             break
     return None
+
+
+def network_newton_steps(objective, hessian, method):
+    """θ̂_{−j} − θ̂ of a network for every training row j (n, p): one Newton step.
+
+    ``Δθ_j = (A − (s_j/n) ∇²L_j)⁻¹ (s_j/n) ∇L_j`` with ``A = H + λI`` (``hessian``)
+    and row j's exact Hessian ``∇²L_j`` (``row_hessian``: its Gauss–Newton and
+    second-order terms; a network's is not ``U_j D_j U_jᵀ``, so the leverage form
+    above does not apply), on the complement of the fixed directions: one p × p
+    factorisation per row. NaN where the downdated matrix is not positive definite.
+    """
+    if method != "newton":
+        raise NotImplementedError(
+            f"method={method!r} (the exact refit) is not implemented for neural "
+            "networks; use method='newton' (one Newton step without the row, with "
+            "its exact Hessian) or method='influence'."
+        )
+    n, p = objective.n_samples, objective.n_params
+    if n * p**3 > 1e12:
+        raise NotImplementedError(
+            f"method='newton' for a network factorises one {p} × {p} matrix per "
+            f"training row ({n} rows): too costly. Use method='influence'."
+        )
+    Z = complement_basis(objective.fixed_directions())
+    G = objective.train_gradients()[0]
+    steps = np.zeros((n, p))
+    for j in np.flatnonzero(objective.sample_weight > 0):
+        w = objective.sample_weight[j] / n
+        A, b = hessian - w * objective.row_hessian(j), w * G[j]
+        if Z is not None:
+            A, b = Z.T @ A @ Z, Z.T @ b
+        try:
+            factor = np.linalg.cholesky(0.5 * (A + A.T))
+        except np.linalg.LinAlgError:
+            steps[j] = np.nan
+            continue
+        step = np.linalg.solve(factor.T, np.linalg.solve(factor, b))
+        steps[j] = step if Z is None else Z @ step
+    return steps
 
 
 def newton_weights(M, w):
@@ -916,6 +959,11 @@ def _active_set_changes(objective, removals, gradients):
 def loss_change(objective, X_test, y_test, steps, loss=None):
     """L(z_t at θ̂ + Δθ_j) − L(z_t at θ̂) for every test row t and step j (over all
     of θ, (n_steps, p): removals may move coefficients the full fit held at zero)."""
+    if not objective.linear:  # the network's output at θ̂ + Δθ_j: a forward pass each
+        theta, Z = objective.params, objective.decision(X_test)
+        shift = np.stack([objective.decision_at(X_test, theta + s) for s in steps],
+                         axis=1) - Z[:, None, :]
+        return shifted_loss_change(loss or objective.loss, Z, y_test, shift)
     every = objective.replace(free=np.ones(objective.n_params, dtype=bool))
     shift = np.stack([np.asarray(u @ steps.T) for u in
                       every.output_jacobians(X_test)], axis=2)  # (T, n, k)
@@ -953,6 +1001,12 @@ def group_steps(objective, solver, hessian, members, method):
     step, or iterations that do not converge get NaN, with one
     ``NoOptimumWarning`` naming them.
     """
+    if not objective.linear:
+        raise NotImplementedError(
+            f"group removals with method={method!r} are implemented for linear "
+            "models; this model is a neural network. Use method='influence' (the "
+            "first-order sum over the group)."
+        )
     defects = removal_defects(objective, members)
     todo = [g for g in range(len(members)) if g not in defects]
     steps = np.full((len(members), objective.n_params), np.nan)

@@ -322,6 +322,13 @@ class Scorer:
         scoring passes as outputs, then the loss at the shifted decision values.
         """
         obj = self.risk
+        if not obj.linear:
+            raise NotImplementedError(
+                "leave_one_out(method='newton') for a neural network needs the exact "
+                "Hessian of each removed row: refit the explainer with "
+                "hessian_solver='cholesky' (small networks), or use "
+                "method='influence'."
+            )
         if obj.weight_jacobian is not None:
             raise NotImplementedError(
                 "With class weights computed from the sample weights "

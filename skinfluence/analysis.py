@@ -40,6 +40,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._refit import fit_params, refit_loss_changes
 from ._scoring import output_grams
 from ._utils import check_training_inputs
+from .diagnostics import own_loss_change
 from .explainer import InfluenceExplainer
 from .models import pipeline_of
 from .models._losses import test_loss as resolve_test_loss
@@ -120,6 +121,9 @@ def _newton_self_changes(explainer, test_loss=None):
     diagonal is read off ``leave_one_out`` in blocks of rows.
     """
     obj = _objective(explainer)
+    loss = obj.loss if test_loss is None else resolve_test_loss(test_loss, obj)
+    if not obj.linear:  # a network: each row's loss at its own Newton step
+        return own_loss_change(obj, explainer.param_change(method="newton"), loss)
     if obj.weight_jacobian is not None or (obj.pinned is not None and obj.pinned.any()):
         return _newton_self_changes_by_blocks(explainer, test_loss)
     n, k = obj.X.shape[0], obj.n_outputs
@@ -129,7 +133,6 @@ def _newton_self_changes(explainer, test_loss=None):
     w = obj.class_weight * obj.training_dz()
     q = np.linalg.solve(np.eye(k) - M, w[:, :, None])  # (I − M_j)⁻¹ w_j
     shift = (A @ q)[:, :, 0] * (obj.sample_weight / n)[:, None]
-    loss = obj.loss if test_loss is None else resolve_test_loss(test_loss, obj)
     Z = obj.decision(obj.X)
     return loss.value_grad(Z + shift, obj.y)[0] - loss.value_grad(Z, obj.y)[0]
 

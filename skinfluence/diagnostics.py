@@ -57,7 +57,7 @@ def summary_frame(explainer, *, dfbetas="auto"):
         "sample_weight": explainer.sample_weight_,
         "leverage": leverage,
         "self_influence": explainer.self_influence(),
-        "loo_loss_change": _own_loss_change(obj, steps),
+        "loo_loss_change": own_loss_change(obj, steps),
         "cooks_distance": np.einsum("jp,pq,jq->j", steps, nH, steps) / (p * phi),
     })
     if dfbetas is True or (dfbetas == "auto" and p <= AUTO_DFBETAS_MAX):
@@ -109,9 +109,12 @@ def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     where = where.reshape(rows.shape)
     steps = explainer.param_change(unique, method="newton")[:, obj.free[obj.reported]]
     Z = obj.decision(Xv)  # (n_test, n_outputs)
-    # U_tᵀ Δθ_j for every output: (n_test, m) per output, then each test's k rows
-    shift = np.stack([np.take_along_axis(np.asarray(u @ steps.T), where, axis=1)
-                      for u in obj.output_jacobians(Xv)], axis=2)  # (n_test, k, out)
+    if not obj.linear:  # a network: the test outputs at each row's stepped weights
+        moved = np.stack([obj.decision_at(Xv, obj.params + step) for step in steps])
+        shift = moved[where, np.arange(Xv.shape[0])[:, None]] - Z[:, None, :]
+    else:  # U_tᵀ Δθ_j for every output: (n_test, m) per output, then each test's rows
+        shift = np.stack([np.take_along_axis(np.asarray(u @ steps.T), where, axis=1)
+                          for u in obj.output_jacobians(Xv)], axis=2)  # (n_test, k, out)
     before = loss.value_grad(Z, y_enc)[0]
     n_test, k = rows.shape
     after = loss.value_grad((Z[:, None, :] + shift).reshape(n_test * k, -1),
@@ -138,6 +141,8 @@ def parameter_names(explainer):
     (HuberRegressor's ``"scale"``) names them (``risk_.parameter_names(features)``).
     """
     obj = explainer.risk_
+    if not obj.linear:  # a network: its own layout (coefs_[l][i, o], intercepts_[l][o])
+        return obj.parameter_names()
     k, d = obj.n_outputs, obj.n_features
     features = _feature_names(explainer, d)
     own = getattr(obj, "parameter_names", None)
@@ -187,16 +192,24 @@ def _labels(explainer):
     return labels if labels.ndim == 1 else None
 
 
-def _own_loss_change(obj, steps):
-    """L(z_j, θ̂ + Δθ_j) − L(z_j, θ̂) of every training row (plain loss, no weight)."""
+def own_loss_change(obj, steps, loss=None):
+    """L(z_j, θ̂ + Δθ_j) − L(z_j, θ̂) of every training row (plain loss, no weight).
+
+    ``steps`` (n, p_free); ``loss`` replaces the model's own loss when given.
+    """
+    loss = loss or obj.loss
     Z = obj.decision(obj.X)
-    shift = np.column_stack([
-        np.asarray(u.multiply(steps).sum(axis=1)).ravel() if sp.issparse(u)
-        else np.einsum("jp,jp->j", u, steps)
-        for u in obj.output_jacobians(obj.X)
-    ])  # U_jᵀ Δθ_j, (n, k)
-    before = obj.loss.value_grad(Z, obj.y)[0]
-    after = obj.loss.value_grad(Z + shift, obj.y)[0]
+    if not obj.linear:  # a network: each row's output at its own stepped weights
+        shift = np.vstack([obj.decision_at(obj.X[[j]], obj.params + step)
+                           for j, step in enumerate(steps)]) - Z
+    else:
+        shift = np.column_stack([
+            np.asarray(u.multiply(steps).sum(axis=1)).ravel() if sp.issparse(u)
+            else np.einsum("jp,jp->j", u, steps)
+            for u in obj.output_jacobians(obj.X)
+        ])  # U_jᵀ Δθ_j, (n, k)
+    before = loss.value_grad(Z, obj.y)[0]
+    after = loss.value_grad(Z + shift, obj.y)[0]
     return after - before
 
 

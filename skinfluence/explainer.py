@@ -207,14 +207,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ``solve(B)`` (``(H + λI)⁻¹ B`` over the free parameters), ``inverse`` (the
         dense inverse, or None), ``basis``, ``leverages()`` (or None) and
         ``damped_hessian()`` ("cholesky" only).
-    risk_ : LinearObjective
+    risk_ : LinearObjective or NetworkObjective
         The fitted risk R at θ̂ on the training data as the explained model sees it
-        (read-only: results assume it unchanged). Its methods give what analyses
-        need: ``decision(X)``, ``test_gradients(X, y, loss)`` and
-        ``output_jacobians(X)`` (over the free parameters, ``risk_.free``),
-        ``row_curvature()``, ``training_dz()``, ``gradient()``; its attributes the
-        training data (``X``, ``y`` in the family's encoding, ``targets``) and the
-        loss (``loss``).
+        (read-only: results assume it unchanged; ``NetworkObjective`` for
+        MLPClassifier/MLPRegressor, see docs/architecture.rst, "The risk
+        interface"). Its methods give what analyses need: ``decision(X)``,
+        ``test_gradients(X, y, loss)`` and ``output_jacobians(X)`` (over the free
+        parameters, ``risk_.free``), ``row_curvature()``, ``training_dz()``,
+        ``gradient()``; its attributes the training data (``X``, ``y`` in the
+        family's encoding, ``targets``) and the loss (``loss``).
     X_fit_ : {ndarray, sparse matrix} of shape (n_train, n_model_features)
         The explainer's copy of the training inputs as the explained model sees them
         (float64; after a Pipeline's earlier steps): what refits are fitted on.

@@ -162,6 +162,12 @@ def _solved_test_gradients(explainer, Xv, y_enc, loss):
 
 
 def _check_differentiable(obj):
+    if not obj.linear:
+        raise NotImplementedError(
+            "perturbation_influence and training_set_attack need ∇x∇θL in closed "
+            "form, implemented for linear models only; this model is a neural "
+            "network. Use loss_influence (up-weighting) or refit_loss_change."
+        )
     if obj.train_dz is not None or obj.pinned is not None:
         raise NotImplementedError(
             "perturbation_influence is undefined for the exact hinge (SVC, "

@@ -293,3 +293,100 @@ def huber_params(model):
     """[coef_, intercept_ (when fitted), scale_]: HuberRegressor's θ."""
     return np.r_[model.coef_, [model.intercept_] if model.fit_intercept else [],
                  model.scale_]
+
+
+# -- multi-layer perceptrons: scikit-learn's own loss gradient, tight refits ----------
+def mlp_params(model):
+    """scikit-learn's packing of a fitted MLP: every coefs_ raveled, then intercepts_."""
+    return np.concatenate([c.ravel() for c in model.coefs_] + list(model.intercepts_))
+
+
+def mlp_objective(model, X, y, sample_weight):
+    """F(θ) and ∇F(θ) of a fitted MLP on (X, y, sample_weight), from scikit-learn's
+    own ``_backprop`` (via ``_loss_grad_lbfgs``; private, fine for an oracle).
+
+    F is scikit-learn's objective (1/S)[Σ s_i L_i + α/2 ‖W‖²]; for several regression
+    outputs the value is recomputed as the sum over outputs, the quantity whose
+    gradient scikit-learn returns (its reported loss averages over outputs).
+    Returns a function θ -> (F, ∇F) working on a private copy of the model.
+    """
+    import copy
+
+    from sklearn.neural_network import MLPClassifier
+
+    model = copy.deepcopy(model)
+    X = np.asarray(X, dtype=np.float64)
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    units = [X.shape[1]] + [c.shape[1] for c in model.coefs_]
+    model._coef_indptr, model._intercept_indptr, start = [], [], 0
+    for i in range(len(units) - 1):
+        end = start + units[i] * units[i + 1]
+        model._coef_indptr.append((start, end, (units[i], units[i + 1])))
+        start = end
+    for i in range(len(units) - 1):
+        model._intercept_indptr.append((start, start + units[i + 1]))
+        start += units[i + 1]
+    if isinstance(model, MLPClassifier):
+        Y = model._label_binarizer.transform(y).astype(np.float64)
+    else:
+        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+    acts = [X] + [None] * (len(units) - 1)
+    deltas = [None] * (len(units) - 1)
+    cg = [np.empty((a, b)) for a, b in zip(units[:-1], units[1:], strict=True)]
+    ig = [np.empty(b) for b in units[1:]]
+
+    def f(theta):
+        loss, grad = model._loss_grad_lbfgs(np.array(theta, dtype=np.float64), X, Y,
+                                            sw, acts, deltas, cg, ig)
+        if not isinstance(model, MLPClassifier) and Y.shape[1] > 1:
+            out = model._forward_pass_fast(X, check_input=False)
+            pen = sum(float(np.sum(c * c)) for c in model.coefs_)
+            loss = (0.5 * np.sum(sw[:, None] * (Y - out) ** 2)
+                    + 0.5 * model.alpha * pen) / sw.sum()
+        return float(loss), grad.copy()
+
+    return f
+
+
+def mlp_refit(model, X, y, sample_weight, theta0=None, newton=3, fd_step=1e-6):
+    """θ at a tight stationary point of scikit-learn's MLP objective with these
+    sample weights, continued from the fitted weights (or ``theta0``).
+
+    L-BFGS-B without its relative-decrease stop, then ``newton`` Newton steps with a
+    Hessian from central differences of scikit-learn's gradient: ‖∇F‖ ≈ 1e-15.
+    """
+    from scipy.optimize import minimize
+
+    f = mlp_objective(model, X, y, sample_weight)
+    theta = mlp_params(model) if theta0 is None else np.array(theta0, dtype=float)
+    res = minimize(f, theta, jac=True, method="L-BFGS-B",
+                   options={"ftol": 0.0, "gtol": 1e-13, "maxiter": 20000,
+                            "maxfun": 40000, "maxcor": 30})
+    theta = res.x
+    p = theta.size
+    for _ in range(newton):
+        H = np.empty((p, p))
+        for i in range(p):
+            e = np.zeros(p)
+            e[i] = fd_step
+            H[:, i] = (f(theta + e)[1] - f(theta - e)[1]) / (2 * fd_step)
+        # least squares: no step along flat directions (a softmax's shift, a dead
+        # ReLU unit's intercept), which no refit moves along either
+        H = 0.5 * (H + H.T)
+        theta = theta - np.linalg.lstsq(H, f(theta)[1], rcond=1e-10)[0]
+    return theta
+
+
+def mlp_with_params(model, theta):
+    """A deep copy of a fitted MLP whose weights are θ (scikit-learn's packing)."""
+    import copy
+
+    model = copy.deepcopy(model)
+    start = 0
+    for i, c in enumerate(model.coefs_):
+        model.coefs_[i] = theta[start:start + c.size].reshape(c.shape).copy()
+        start += c.size
+    for i, b in enumerate(model.intercepts_):
+        model.intercepts_[i] = theta[start:start + b.size].copy()
+        start += b.size
+    return model

@@ -28,6 +28,7 @@ from . import (
     huber,
     lasso,
     logistic,
+    mlp,
     multitask,
     quantile,
     ridge,
@@ -39,7 +40,7 @@ from . import (
 from .refused import KINDS, REFUSED, refusal
 
 _FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr,
-             huber, quantile)
+             huber, quantile, mlp)
 
 
 def supported_estimators():
