@@ -16,6 +16,11 @@ built here by the chain rule, ``∇θ L(z_i) = dL/dz ⊗ [x_i, 1]``.
 
 Parameter layout (the ``params_`` contract): ``θ = [W.ravel(), b]``, i.e. ``coef_``
 flattened row by row followed by ``intercept_`` when the model fits one.
+
+Models linear in a feature map (kernel machines): ``x`` is first mapped to features
+``φ(x)`` (``input_map``) and the model is linear in them; ``X`` then holds the training
+features, ``inputs`` the training inputs as the model sees them, and ``param_map``
+turns θ into the parameters the family reports (``params_``).
 """
 
 import numpy as np
@@ -66,6 +71,16 @@ class LinearObjective:
     pinned : ndarray of bool of shape (n, k) or None
         (row, output) pairs whose decision value is held fixed under a small
         re-weighting: an exact hinge's support vectors on the margin (m = 1).
+    input_map : callable or None
+        Maps inputs as the model sees them (n, d_in) to the features ``X`` is made of
+        (n, d); None when the model is linear in its inputs. Test inputs pass
+        through it (:meth:`features`).
+    inputs : {ndarray, sparse matrix} or None
+        The training inputs as the model sees them (``X`` when ``input_map`` is None):
+        what refits of the model are given.
+    param_map : callable or None
+        Maps rows of full θ ``(m, p)`` to rows of the reported parameters
+        ``(m, p_reported)`` (linear); None reports θ itself.
     """
 
     def __init__(
@@ -87,6 +102,9 @@ class LinearObjective:
         fixed=None,
         train_dz=None,
         pinned=None,
+        input_map=None,
+        inputs=None,
+        param_map=None,
     ):
         self.loss = loss
         self.coef = np.asarray(coef, dtype=np.float64)
@@ -109,6 +127,9 @@ class LinearObjective:
         self.weighted_mask = weighted_mask
         self.train_dz = train_dz
         self.pinned = pinned
+        self.input_map = input_map
+        self.inputs = X if inputs is None else inputs
+        self.param_map = param_map
         self.n_outputs, self.n_features = k, d
         self.n_params = k * d + (k if self.fit_intercept else 0)
         # An L1 coefficient sitting at exactly zero stays there under a small
@@ -129,6 +150,14 @@ class LinearObjective:
         if self.fit_intercept:
             parts.append(self.intercept)
         return np.concatenate(parts)
+
+    def reported(self, rows):
+        """Rows of full θ ``(m, p)`` as the reported parameters (``param_map``)."""
+        return rows if self.param_map is None else self.param_map(rows)
+
+    def features(self, X):
+        """Inputs as the model sees them → the features it is linear in."""
+        return X if self.input_map is None else self.input_map(X)
 
     def param_index(self):
         """Index of θ for (output k, column f of [x, 1]); shape (k, d + fit_intercept)."""

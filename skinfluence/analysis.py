@@ -77,7 +77,7 @@ def _training_data(explainer, X_train=None, y_train=None, what="This analysis"):
     """
     obj = _objective(explainer)
     if pipeline_of(explainer.estimator_) is None:
-        return obj.X, _training_labels(explainer), explainer.sample_weight_
+        return obj.inputs, _training_labels(explainer), explainer.sample_weight_
     if X_train is None or y_train is None:
         raise ValueError(
             f"{what} refits the explained Pipeline on its training rows, but the "
@@ -91,7 +91,7 @@ def _training_data(explainer, X_train=None, y_train=None, what="This analysis"):
             f"explainer was fitted on {n}."
         )
     moved = model_input(explainer.estimator_, X_train)
-    if not np.allclose(dense(moved), dense(obj.X), rtol=1e-10, atol=1e-12):
+    if not np.allclose(dense(moved), dense(obj.inputs), rtol=1e-10, atol=1e-12):
         raise ValueError(
             "X_train is not the data the explainer was fitted on (its transform by the "
             "pipeline's earlier steps differs): pass the same X_train as to fit."

@@ -336,7 +336,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self.risk_ = objective
-        self.params_ = objective.params
+        self.params_ = objective.reported(objective.params[None])[0]
         _check_finite(self.params_, "coef_ or intercept_", model)
         self.hessian_solver_ = make_solver(
             self.hessian_solver, objective, self.damping, tol=self.cg_tol,
@@ -348,7 +348,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         # score is a product of these with the solved test side
         self._scorer = Scorer(objective, self.hessian_solver_)
         step = self.hessian_solver_.solve(objective.gradient())
-        scale = max(1.0, np.max(np.abs(self.params_), initial=0.0))
+        scale = max(1.0, np.max(np.abs(objective.params), initial=0.0))
         self.optimality_ = float(np.max(np.abs(step), initial=0.0) / scale)
         _check_finite(self.optimality_, "Newton step from θ̂ (optimality_)", model)
         if not self.optimality_ <= OPTIMALITY_WARN:
@@ -388,7 +388,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._scoring().check_result_size((len(rows), len(free)))
         out = np.zeros((len(rows), len(free)))
         out[:, free] = self._scoring().influence_rows(rows)
-        return out
+        return self.risk_.reported(out)
 
     def loss_influence(self, X: MatrixLike, y: ArrayLike | None = None, *,
                        test_loss: TestLoss = None) -> FloatArray:
@@ -815,10 +815,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 self.param_influence(rows)
         steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method, verbose=self.verbose)
-        out = np.zeros((len(rows), len(self.params_)))
+        out = np.zeros((len(rows), len(self.risk_.free)))
         out[:, self.risk_.free] = steps[rows]
         out[np.isnan(steps[rows]).any(axis=1)] = np.nan  # no estimate: every entry
-        return out
+        return self.risk_.reported(out)
 
     def summary_frame(
         self, *, dfbetas: Literal["auto"] | bool = "auto",
@@ -878,8 +878,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         X_model : {ndarray, sparse matrix} of shape (n_test, n_model_features)
-            X as float64 after a Pipeline's earlier steps (the input of
-            ``risk_.decision``).
+            X as float64 after a Pipeline's earlier steps, then a kernel
+            machine's feature map (``risk_.features``): the input of
+            ``risk_.decision``.
         y_encoded : ndarray
             y in the encoding of :attr:`risk_` (class indices for classifiers);
             placeholders when y is None and ``test_loss="decision"``.
@@ -988,13 +989,16 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         )
 
     def _validate_X(self, X):
-        """Test X as the explained model sees it (after a Pipeline's first steps)."""
+        """Test X as the explained model sees it (after a Pipeline's first steps),
+        mapped to the features the risk is linear in (a kernel machine's φ(x))."""
         self._check_unchanged()
         if pipeline_of(self.estimator_) is None:
-            return validate_data(self, X, reset=False, accept_sparse="csr",
-                                 dtype=np.float64)
-        validate_data(self, X, reset=False, skip_check_array=True)
-        return self._model_input(X)
+            Xv = validate_data(self, X, reset=False, accept_sparse="csr",
+                               dtype=np.float64)
+        else:
+            validate_data(self, X, reset=False, skip_check_array=True)
+            Xv = self._model_input(X)
+        return self.risk_.features(Xv)  # a kernel machine's features φ(x)
 
     def _check_unchanged(self):
         """Refuse to explain a model whose parameters (or damping) changed since fit."""

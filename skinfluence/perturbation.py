@@ -162,6 +162,13 @@ def _solved_test_gradients(explainer, Xv, y_enc, loss):
 
 
 def _check_differentiable(obj):
+    if obj.input_map is not None:
+        raise NotImplementedError(
+            "perturbation_influence and training_set_attack need ∇x of the model's "
+            "features, which kernel machines (SVC/SVR with a kernel, KernelRidge, "
+            "GaussianProcessRegressor) do not provide: their features are kernel "
+            "values K(x, X_train), not x. Use a linear model on x."
+        )
     if obj.train_dz is not None or obj.pinned is not None:
         raise NotImplementedError(
             "perturbation_influence is undefined for the exact hinge (SVC, "

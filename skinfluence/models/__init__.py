@@ -22,10 +22,24 @@ import scipy.sparse as sp
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from . import bayes, glm, lasso, logistic, multitask, ridge, ridge_cv, sgd, svm, svr
+from . import (
+    bayes,
+    glm,
+    kernel_ridge,
+    kernel_svm,
+    lasso,
+    logistic,
+    multitask,
+    ridge,
+    ridge_cv,
+    sgd,
+    svm,
+    svr,
+)
 from .refused import KINDS, REFUSED, refusal
 
-_FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr)
+_FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr,
+             kernel_svm, kernel_ridge)
 
 
 def supported_estimators():

@@ -148,11 +148,22 @@ def _hinge_subgradient_linear_svc(est, X, y_index, weights):
 
 def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     """R(θ) = F/(C n) of a fitted binary SVC(kernel="linear")."""
+    return binary_svc_risk(est, X, dense(est.coef_), y, sample_weight, smoothing)
+
+
+def binary_svc_risk(est, X, coef, y, sample_weight, smoothing, **extra):
+    """R(θ) = F/(C n) of a fitted binary SVC whose decision is ``X @ coef.T + b``.
+
+    ``X`` holds the features the model is linear in (the inputs for the linear
+    kernel, a kernel map's features otherwise: ``extra`` passes ``input_map``,
+    ``inputs`` and ``param_map`` on to :class:`LinearObjective`).
+    """
     if len(est.classes_) != 2:
         raise TypeError(
-            "SVC(kernel='linear') with more than two classes fits one-vs-one "
-            "classifiers, which skinfluence does not support; use LinearSVC "
-            "(one-vs-rest) instead."
+            f"SVC(kernel={est.kernel!r}) with more than two classes fits one-vs-one "
+            "classifiers (one per pair of classes, each on that pair's rows), which "
+            "skinfluence does not support: explain one pair at a time (fit on the "
+            "rows of two classes), or use LinearSVC (one-vs-rest)."
         )
     targets = ClassLabels(est.classes_)
     y_index = targets.encode(y, X.shape[0])
@@ -171,15 +182,15 @@ def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -alpha_y / upper, 0.0)[:, None]
     return LinearObjective(
-        hinge_loss(smoothing, auto=0.0), dense(est.coef_), est.intercept_, X, y_index,
+        hinge_loss(smoothing, auto=0.0), coef, est.intercept_, X, y_index,
         sample_weight, class_weight, quad, np.zeros(p), targets=targets,
-        train_dz=train_dz, pinned=_on_margin(train_dz, smoothing),
+        train_dz=train_dz, pinned=_on_margin(train_dz, smoothing), **extra,
     )
 
 
 def convergence_hint(est, n_samples):
     """Settings of ``est`` that reach the optimum of the same objective."""
-    if isinstance(est, SVC):
+    if isinstance(est, SVC):  # libsvm (kernel_svm lists SVC)
         return "fit it more tightly, e.g. with tol=1e-8" + (
             "" if est.max_iter == -1 else ", max_iter=-1")
     if est.loss == "squared_hinge" and est.dual is not False:
@@ -190,11 +201,6 @@ def convergence_hint(est, n_samples):
 
 def validate(est):
     """Refuse, before fitting, the SVM settings skinfluence does not model."""
-    if isinstance(est, SVC) and est.kernel != "linear":
-        raise TypeError(
-            f"SVC(kernel={est.kernel!r}) is not linear in its parameters; "
-            "skinfluence supports SVC(kernel='linear') and LinearSVC."
-        )
     if isinstance(est, LinearSVC) and est.multi_class == "crammer_singer":
         raise TypeError(
             "LinearSVC(multi_class='crammer_singer') optimises a joint multiclass "
@@ -202,8 +208,8 @@ def validate(est):
         )
 
 
-SUPPORTED = {LinearSVC: linear_svc_objective, SVC: svc_objective}
-BINARY_ONLY = (SVC,)  # scikit-learn's multiclass SVC is one-vs-one
+# SVC (every kernel; "linear" through svc_objective) is listed in kernel_svm
+SUPPORTED = {LinearSVC: linear_svc_objective}
 BALANCED_FROM_SAMPLE_WEIGHT = (LinearSVC,)  # liblinear: S / (K · S_g)
 
 #: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
@@ -211,6 +217,4 @@ DESCRIPTION = {
     (LinearSVC,): ("squared hinge (default) or hinge; one-vs-rest",
                    "L2; L1 on the active set", "penalised (`intercept_scaling`)",
                    "liblinear's floor (tests/test_family_svm.py)"),
-    (SVC,): ("hinge (exact, pinned margin rows, or smoothed); binary, linear kernel",
-             "L2", "unpenalised", "libsvm's float32 kernel floor (~1e-5)"),
 }

@@ -1,0 +1,113 @@
+"""The whitened empirical kernel map: a kernel machine as a linear model.
+
+A kernel machine's function is ``f(x) = Σ_i β_i K(x, x_i) + b`` over basis rows
+``X_B`` (here: all training rows, so that removing or re-weighting a row, which may
+turn any row into a support vector, stays inside the model). With the
+eigendecomposition ``K_BB = U Λ Uᵀ`` (eigenvalues below ``rtol · λ_max`` dropped,
+``r`` kept), the features::
+
+    φ(x) = K(x, X_B) U Λ^{-1/2}                       (r columns)
+
+are orthonormal coordinates of the span of ``K(·, x_i)`` in the RKHS:
+``f(x) = φ(x)·w + b`` with ``w = Λ^{1/2} Uᵀ β`` and ``‖f‖²_H = βᵀ K β = ‖w‖²``. The
+kernel penalty becomes an identity ridge penalty on w, so every loss, solver and
+removal of the linear models applies unchanged to the features ``Φ = φ(X_train)``
+(``= U Λ^{1/2}`` on the basis). Back to the dual: ``β = U Λ^{-1/2} w``, the
+minimum-norm dual coefficients of f (the estimator's own when ``K_BB`` is
+non-singular).
+
+The kernel's hyperparameters (``gamma``, a Gaussian process's fitted ``kernel_``)
+are held fixed: influences are derivatives of the optimum at fixed kernel.
+"""
+
+import numpy as np
+
+from .._utils import dense
+
+#: Reconstructed decision values must match the estimator's to this, relative to
+#: max(1, max |z|): else the kernel was not rebuilt as the estimator computes it.
+RECONSTRUCTION_RTOL = 1e-6
+
+
+class KernelMap:
+    """φ(x) = K(x, X_B) U Λ^{-1/2}, and the maps between w and β.
+
+    Parameters
+    ----------
+    cross : callable
+        ``cross(X) -> K(X, X_B)``, shape (n, n_basis), for inputs X as the estimator
+        sees them.
+    gram : ndarray of shape (n_basis, n_basis)
+        ``K_BB`` (symmetrised here).
+    rtol : float, default=None
+        Eigenvalues at most ``rtol · λ_max`` are dropped (numerically zero);
+        None: ``n_basis · ε``, the rank tolerance of ``numpy.linalg.matrix_rank``.
+    """
+
+    def __init__(self, cross, gram, rtol=None):
+        gram = dense(gram).astype(np.float64)
+        m = gram.shape[0]
+        lam, U = np.linalg.eigh(0.5 * (gram + gram.T))
+        rtol = m * np.finfo(np.float64).eps if rtol is None else rtol
+        keep = lam > rtol * max(lam[-1], 0.0)
+        if not keep.any():
+            raise ValueError("The kernel matrix of the training rows is zero: the "
+                             "kernel machine has no features to explain.")
+        self.cross = cross
+        self.eigenvalues = lam[keep]
+        self.eigenvectors = U[:, keep]
+        self.projection = U[:, keep] / np.sqrt(lam[keep])  # U Λ^{-1/2}, (m, r)
+        self.n_basis, self.rank = m, int(keep.sum())
+
+    def __call__(self, X):
+        """φ(X) = K(X, X_B) U Λ^{-1/2}, (n, r)."""
+        return np.asarray(dense(self.cross(X)), dtype=np.float64) @ self.projection
+
+    @property
+    def basis_features(self):
+        """φ(X_B) = U Λ^{1/2} (the training features when they are the basis)."""
+        return self.eigenvectors * np.sqrt(self.eigenvalues)
+
+    def weights(self, beta):
+        """w = Λ^{1/2} Uᵀ β for dual coefficients β (n_basis, k): W of shape (k, r)."""
+        beta = np.asarray(beta, dtype=np.float64).reshape(self.n_basis, -1)
+        return (np.sqrt(self.eigenvalues)[:, None] * (self.eigenvectors.T @ beta)).T
+
+    def param_map(self, n_outputs, fit_intercept):
+        """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]`` with B = W (U Λ^{-1/2})ᵀ.
+
+        The reported parameters are the dual coefficients of every output on the
+        basis rows (output by output), then the intercepts.
+        """
+        k, r = n_outputs, self.rank
+
+        def to_dual(rows):
+            rows = np.asarray(rows)
+            W = rows[:, : k * r].reshape(len(rows), k, r)
+            B = (W @ self.projection.T).reshape(len(rows), k * self.n_basis)
+            return np.hstack([B, rows[:, k * r:]]) if fit_intercept else B
+
+        return to_dual
+
+
+def check_reconstruction(Z, Z_model, name):
+    """φ(X)·w + b must be the estimator's own decision values on its training rows.
+
+    Parameters
+    ----------
+    Z, Z_model : ndarray of shape (n, k)
+        Rebuilt and the estimator's decision values (predictions for regressors).
+    name : str
+        The estimator, for the message.
+    """
+    Z_model = np.asarray(Z_model, dtype=np.float64).reshape(Z.shape)
+    error = np.max(np.abs(Z - Z_model), initial=0.0)
+    scale = max(1.0, np.max(np.abs(Z_model), initial=0.0))
+    if not error <= RECONSTRUCTION_RTOL * scale:
+        raise ValueError(
+            f"Could not rebuild the fitted {name}'s decision values from its dual "
+            f"coefficients and kernel (largest difference {error:.1e}): its kernel "
+            "does not give the same values when called again (e.g. a callable kernel "
+            "with state or randomness), or the model changed after fit. Use a "
+            "deterministic kernel and refit."
+        )
