@@ -1089,7 +1089,10 @@ def _check_n_features(model, Xv, after_pipeline):
     """The explained coefficients must match X's columns (e.g. a FrozenEstimator)."""
     expected = getattr(model, "n_features_in_", None)
     if expected is None:
-        expected = model.coef_.shape[-1]
+        coef = getattr(model, "coef_", None)
+        if coef is None:  # e.g. an SVC with a callable kernel takes any input
+            return
+        expected = coef.shape[-1]
     if Xv.shape[1] != expected:
         where = " after the pipeline's transform" if after_pipeline else ""
         raise ValueError(

@@ -86,6 +86,7 @@ def kernel_svc_objective(est, X, y, sample_weight, *, smoothing="auto", **option
     """R(θ) = F/(C n) of a fitted binary SVC; any kernel (see the module)."""
     if est.kernel == "linear":
         return svm.svc_objective(est, X, y, sample_weight, smoothing=smoothing)
+    svm.check_binary(est)
     return _kernel_risk(est, X, svm.binary_svc_risk, y, sample_weight, smoothing,
                         est.decision_function)
 

@@ -60,9 +60,9 @@ REFUSED = {
                        "path: the pinball loss has no curvature, so the derivative is "
                        "zero almost everywhere and only removals are informative)",
     NuSVR: "is not supported yet (needs the ν-parametrised ε-tube, whose width is "
-           "itself fitted)",
+           "itself fitted); use SVR (any kernel, a fixed epsilon)",
     NuSVC: "is not supported yet (needs the ν-parametrised margin, whose offset is "
-           "itself fitted); use SVC(kernel='linear')",
+           "itself fitted); use SVC (any kernel, binary)",
     OneClassSVM: "is not supported (an unsupervised model: no training loss per "
                  "labelled row)",
     SGDOneClassSVM: "is not supported yet (needs the one-class objective with its "

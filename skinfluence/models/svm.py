@@ -151,13 +151,8 @@ def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     return binary_svc_risk(est, X, dense(est.coef_), y, sample_weight, smoothing)
 
 
-def binary_svc_risk(est, X, coef, y, sample_weight, smoothing, **extra):
-    """R(θ) = F/(C n) of a fitted binary SVC whose decision is ``X @ coef.T + b``.
-
-    ``X`` holds the features the model is linear in (the inputs for the linear
-    kernel, a kernel map's features otherwise: ``extra`` passes ``input_map``,
-    ``inputs`` and ``param_map`` on to :class:`LinearObjective`).
-    """
+def check_binary(est):
+    """TypeError for an SVC fitted on more than two classes (one-vs-one)."""
     if len(est.classes_) != 2:
         raise TypeError(
             f"SVC(kernel={est.kernel!r}) with more than two classes fits one-vs-one "
@@ -165,6 +160,16 @@ def binary_svc_risk(est, X, coef, y, sample_weight, smoothing, **extra):
             "skinfluence does not support: explain one pair at a time (fit on the "
             "rows of two classes), or use LinearSVC (one-vs-rest)."
         )
+
+
+def binary_svc_risk(est, X, coef, y, sample_weight, smoothing, **extra):
+    """R(θ) = F/(C n) of a fitted binary SVC whose decision is ``X @ coef.T + b``.
+
+    ``X`` holds the features the model is linear in (the inputs for the linear
+    kernel, a kernel map's features otherwise: ``extra`` passes ``input_map``,
+    ``inputs`` and ``param_map`` on to :class:`LinearObjective`).
+    """
+    check_binary(est)
     targets = ClassLabels(est.classes_)
     y_index = targets.encode(y, X.shape[0])
     n, d = X.shape
