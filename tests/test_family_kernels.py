@@ -112,16 +112,16 @@ CONFIGS = {
                           1e-2, 1e-6),
     "krr-callable-sw": ("wave", KernelRidge(alpha=0.1, kernel=cauchy), "random",
                         1e-2, 1e-6),
-    "svc-rbf": ("bc", SVC(C=1.0, **LIBSVM), "uniform", 4e-3, 5e-3),
+    "svc-rbf": ("bc", SVC(C=1.0, **LIBSVM), "uniform", 4e-3, 1e-4),
     "svc-poly-sw": ("moons", SVC(C=2.0, kernel="poly", degree=3, coef0=1.0,
-                                 **LIBSVM), "random", 4e-3, 5e-3),
+                                 **LIBSVM), "random", 4e-3, 1e-4),
     "svc-callable-balanced": ("moons", SVC(C=1.0, kernel=wide_rbf,
                                            class_weight="balanced", **LIBSVM),
-                              "uniform", 4e-3, 5e-3),
+                              "uniform", 4e-3, 1e-4),
     "svr-rbf-sw": ("diabetes", SVR(C=1.0, epsilon=0.2, **LIBSVM), "random", 4e-3,
-                   5e-3),
+                   1e-4),
     "svr-poly": ("wave", SVR(C=1.0, kernel="poly", degree=2, coef0=1.0, epsilon=0.1,
-                             **LIBSVM), "uniform", 4e-3, 5e-3),
+                             **LIBSVM), "uniform", 4e-3, 1e-4),
 }
 
 

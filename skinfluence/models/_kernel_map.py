@@ -21,6 +21,7 @@ are held fixed: influences are derivatives of the optimum at fixed kernel.
 """
 
 import numpy as np
+from sklearn.metrics.pairwise import pairwise_kernels
 
 from .._utils import dense
 
@@ -79,15 +80,57 @@ class KernelMap:
         The reported parameters are the dual coefficients of every output on the
         basis rows (output by output), then the intercepts.
         """
-        k, r = n_outputs, self.rank
+        return DualParams(self.projection, n_outputs, fit_intercept)
 
-        def to_dual(rows):
-            rows = np.asarray(rows)
-            W = rows[:, : k * r].reshape(len(rows), k, r)
-            B = (W @ self.projection.T).reshape(len(rows), k * self.n_basis)
-            return np.hstack([B, rows[:, k * r:]]) if fit_intercept else B
 
-        return to_dual
+class DualParams:
+    """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]``, B = W (U Λ^{-1/2})ᵀ."""
+
+    def __init__(self, projection, n_outputs, fit_intercept):
+        self.projection, self.n_outputs = projection, n_outputs
+        self.fit_intercept = fit_intercept
+
+    def __call__(self, rows):
+        rows = np.asarray(rows)
+        k, (m, r) = self.n_outputs, self.projection.shape
+        W = rows[:, : k * r].reshape(len(rows), k, r)
+        B = (W @ self.projection.T).reshape(len(rows), k * m)
+        return np.hstack([B, rows[:, k * r:]]) if self.fit_intercept else B
+
+
+class PairwiseKernel:
+    """``K(X, Y)`` by :func:`sklearn.metrics.pairwise.pairwise_kernels` (a named
+    kernel or a callable on pairs of rows) with fixed parameters."""
+
+    def __init__(self, metric, **params):
+        self.metric, self.params = metric, params
+
+    def __call__(self, X, Y):
+        return pairwise_kernels(X, Y, metric=self.metric, filter_params=True,
+                                **self.params)
+
+
+class CrossKernel:
+    """``X ↦ K(X, X_B)`` for a kernel ``K(X, Y)`` and basis rows ``X_B``."""
+
+    def __init__(self, kernel, basis):
+        self.kernel, self.basis = kernel, basis
+
+    def __call__(self, X):
+        return self.kernel(X, self.basis)
+
+
+def precomputed_rows(X):
+    """``kernel="precomputed"``: test inputs are their kernel rows K(X, X_train)."""
+    return X
+
+
+def training_kernel_map(kernel, X_train):
+    """The whitened map on every training row. ``kernel="precomputed"``: X_train is
+    the training Gram matrix (the map is then :func:`precomputed_rows`)."""
+    if isinstance(kernel, str) and kernel == "precomputed":
+        return KernelMap(precomputed_rows, X_train)
+    return KernelMap(CrossKernel(kernel, X_train), kernel(X_train, X_train))
 
 
 def check_reconstruction(Z, Z_model, name):

@@ -34,10 +34,15 @@ the minimum-norm ones when K is singular).
 import numpy as np
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.kernel_ridge import KernelRidge
-from sklearn.metrics.pairwise import pairwise_kernels
 
 from .._objective import LinearObjective
-from ._kernel_map import KernelMap, check_reconstruction
+from ._kernel_map import (
+    CrossKernel,
+    KernelMap,
+    PairwiseKernel,
+    check_reconstruction,
+    training_kernel_map,
+)
 from ._losses import SquaredErrorLoss
 from ._targets import RealTargets
 from .ridge import _alpha_per_output
@@ -45,13 +50,10 @@ from .ridge import _alpha_per_output
 
 def _kernel_ridge_kernel(est):
     """K(X, Y) as KernelRidge computes it (``kernel_params`` for a callable)."""
-    params = (est.kernel_params or {}) if callable(est.kernel) else \
-        {"gamma": est.gamma, "degree": est.degree, "coef0": est.coef0}
-
-    def kernel(X, Y):
-        return pairwise_kernels(X, Y, metric=est.kernel, filter_params=True, **params)
-
-    return kernel
+    if callable(est.kernel):
+        return PairwiseKernel(est.kernel, **(est.kernel_params or {}))
+    return PairwiseKernel(est.kernel, gamma=est.gamma, degree=est.degree,
+                          coef0=est.coef0)
 
 
 def _ridge_risk(est, kmap, X, y, row_weight, sample_weight, alpha):
@@ -74,11 +76,9 @@ def _ridge_risk(est, kmap, X, y, row_weight, sample_weight, alpha):
 
 def kernel_ridge_objective(est, X, y, sample_weight, **options):
     """R(θ) = F/n of a fitted KernelRidge (see the module)."""
-    kernel = _kernel_ridge_kernel(est)
-    if est.kernel == "precomputed":
-        kmap = KernelMap(lambda Xt: Xt, X)
-    else:
-        kmap = KernelMap(lambda Xt: kernel(Xt, X), kernel(X, X))
+    kernel = "precomputed" if est.kernel == "precomputed" else \
+        _kernel_ridge_kernel(est)
+    kmap = training_kernel_map(kernel, X)
     k = 1 if np.ndim(est.dual_coef_) == 1 else est.dual_coef_.shape[1]
     return _ridge_risk(est, kmap, X, y, np.ones(X.shape[0]), sample_weight,
                        _alpha_per_output(est, k))
@@ -98,7 +98,7 @@ def gaussian_process_objective(est, X, y, sample_weight, **options):
     noise = np.broadcast_to(np.asarray(est.alpha, dtype=np.float64), (X.shape[0],)) \
         + np.diag(extra)
     reference = float(np.mean(noise))  # ā: F = Σ (ā/a_i) r_i² + ā ‖f‖²
-    kmap = KernelMap(lambda Xt: est.kernel_(Xt, X_fit), cross)
+    kmap = KernelMap(CrossKernel(est.kernel_, X_fit), cross)
     return _ridge_risk(est, kmap, X, y, reference / noise, sample_weight, reference)
 
 

@@ -26,12 +26,11 @@ explainer (``risk_.features``); perturbation of inputs is refused (it needs ∇x
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.svm import SVC, SVR
 
 from .._utils import dense
 from . import svm, svr
-from ._kernel_map import KernelMap, check_reconstruction
+from ._kernel_map import PairwiseKernel, check_reconstruction, training_kernel_map
 
 
 def kernel_function(est, X_train):
@@ -49,20 +48,7 @@ def kernel_function(est, X_train):
         gamma = 1.0 / (X_train.shape[1] * var) if var != 0 else 1.0
     elif gamma == "auto":
         gamma = 1.0 / X_train.shape[1]
-
-    def kernel(X, Y):
-        return pairwise_kernels(X, Y, metric=est.kernel, filter_params=True,
-                                gamma=gamma, degree=est.degree, coef0=est.coef0)
-
-    return kernel
-
-
-def training_kernel_map(kernel, X_train):
-    """The whitened map on every training row; ``kernel="precomputed"``: X_train is
-    the training Gram matrix and test inputs are their kernel rows."""
-    if kernel == "precomputed":
-        return KernelMap(lambda X: X, X_train)
-    return KernelMap(lambda X: kernel(X, X_train), kernel(X_train, X_train))
+    return PairwiseKernel(est.kernel, gamma=gamma, degree=est.degree, coef0=est.coef0)
 
 
 def _dual_on_rows(est, n):
