@@ -98,11 +98,12 @@ FITTED_STATE = ("dual_coef_", "intercept_", "support_")
 #: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
 DESCRIPTION = {
     (SVC,): ("hinge (exact, pinned margin rows, or smoothed); binary; any kernel "
-             "(θ: dual coefficients, kernel held fixed)", "L2 (RKHS norm)",
-             "unpenalised", "libsvm's float32 kernel floor (~1e-5; other kernels "
-             "~1e-3, tests/test_family_kernels.py)"),
+             "(kernels other than linear: θ = dual coefficients, kernel held fixed)",
+             "L2 (RKHS norm)", "unpenalised",
+             "libsvm's float32 kernel floor: linear ~1e-5, rbf / poly / callable "
+             "≤ 1.1e-5; exact LOO 2e-7"),
     (SVR,): ("ε-insensitive (exact: tube-edge rows pinned; or smoothed); any kernel "
-             "(θ: dual coefficients, kernel held fixed)", "L2 (RKHS norm)",
-             "unpenalised", "≤ 2e-5 linear (libsvm float32 kernel floor); no exact "
-             "LOO"),
+             "(as SVC)", "L2 (RKHS norm)", "unpenalised",
+             "linear ≤ 2e-5, rbf / poly ≤ 2e-6 (libsvm float32 kernel floor); no "
+             "exact LOO"),
 }
