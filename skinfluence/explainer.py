@@ -109,9 +109,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator object
         A supported linear model (see :func:`skinfluence.supported_estimators`:
-        LogisticRegression(CV), LinearSVC, SVC(kernel="linear"), Ridge,
-        RidgeClassifier, LinearRegression, SGDClassifier, SGDRegressor), unfitted, or
-        fitted and wrapped in ``sklearn.frozen.FrozenEstimator`` to explain it as is.
+        LogisticRegression(CV), LinearSVC, Ridge, RidgeClassifier,
+        LinearRegression, SGDClassifier, SGDRegressor, ...) or kernel machine (SVC,
+        SVR, KernelRidge, GaussianProcessRegressor: linear in their whitened kernel
+        features, see the user guide), unfitted, or fitted and wrapped in
+        ``sklearn.frozen.FrozenEstimator`` to explain it as is.
     damping : float, default=0.0
         λ ≥ 0 added to the Hessian, ``H + λI``, to keep it invertible (unpenalised
         models on separable data). Biases the influences towards zero.
@@ -181,7 +183,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when X has string column names.
     params_ : ndarray of shape (n_params,)
-        θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted).
+        θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted); for a kernel
+        machine, its dual coefficients on every training row (one block per
+        output) followed by the intercept.
     hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
         for coefficients held at zero by an L1 penalty). None with the "cg",
