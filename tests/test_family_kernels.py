@@ -88,7 +88,7 @@ def identified(explainer, rows):
     kmap = explainer.risk_.input_map
     if kmap.rank == kmap.n_basis:
         return rows
-    gram = (kmap.eigenvectors * kmap.eigenvalues) @ kmap.eigenvectors.T
+    gram = kmap.gram()
     rows = np.array(rows, dtype=float, ndmin=2)
     m = kmap.n_basis
     for start in range(0, rows.shape[1] - m + 1, m):
@@ -279,6 +279,24 @@ def test_svr_newton_leave_one_out():
     assert stats["newton"][0] > 0.5, stats
     with pytest.raises(NotImplementedError, match="method='newton'"):
         explainer.leave_one_out(X_test, y_test, method="exact")
+
+
+def test_cholesky_and_eigen_whitenings_agree():
+    """W = L^{-T} (well-conditioned K) and W = U Λ^{-1/2} give the same influences."""
+    from skinfluence.models import _kernel_map
+
+    explainer, _, X, y, X_test, _ = case("krr-rbf-sw")
+    assert explainer.risk_.input_map.rank == len(y)  # the Cholesky route
+    sw = explainer.sample_weight_
+    expected = explainer.loss_influence(X_test, y_test := X_test[:, 0])
+    try:
+        _kernel_map.KernelMap.CHOLESKY_MIN_PIVOT = np.inf  # force the eigen route
+        eigen = clone(explainer).fit(X, y, sample_weight=sw)
+    finally:
+        _kernel_map.KernelMap.CHOLESKY_MIN_PIVOT = 1e-8
+    assert not np.allclose(eigen.risk_.X, explainer.risk_.X)  # another whitening
+    assert max_rel_error(eigen.loss_influence(X_test, y_test), expected) < 1e-9
+    assert max_rel_error(eigen.params_, explainer.params_) < 1e-9
 
 
 # -- Gaussian process: the posterior mean at fixed hyperparameters ---------------------

@@ -14,13 +14,17 @@ kernel penalty becomes an identity ridge penalty on w, so every loss, solver and
 removal of the linear models applies unchanged to the features ``Φ = φ(X_train)``
 (``= U Λ^{1/2}`` on the basis). Back to the dual: ``β = U Λ^{-1/2} w``, the
 minimum-norm dual coefficients of f (the estimator's own when ``K_BB`` is
-non-singular).
+non-singular). Any whitening ``W`` with ``W Wᵀ = K_BB⁻¹`` in place of ``U Λ^{-1/2}``
+gives the same model (an orthogonal change of w); a well-conditioned ``K_BB`` uses
+its Cholesky factor, ``W = L^{-T}`` (an order of magnitude faster than the
+eigendecomposition).
 
 The kernel's hyperparameters (``gamma``, a Gaussian process's fitted ``kernel_``)
 are held fixed: influences are derivatives of the optimum at fixed kernel.
 """
 
 import numpy as np
+from scipy.linalg import LinAlgError, cholesky, eigh, solve_triangular
 from sklearn.metrics.pairwise import pairwise_kernels
 
 from .._utils import dense
@@ -31,7 +35,14 @@ RECONSTRUCTION_RTOL = 1e-6
 
 
 class KernelMap:
-    """φ(x) = K(x, X_B) U Λ^{-1/2}, and the maps between w and β.
+    """φ(x) = K(x, X_B) W, and the maps between w and β.
+
+    Any W with ``W Wᵀ = K_BB⁻¹`` gives the same inner products
+    ``φ(x)·φ(z) = K(x, X_B) K_BB⁻¹ K(X_B, z)``: the Cholesky factor's
+    ``W = L^{-T}`` (``K_BB = L Lᵀ``, fast) when ``K_BB`` is well conditioned, else
+    the eigendecomposition's ``W = U Λ^{-1/2}`` with numerically zero eigenvalues
+    dropped (``r < n_basis`` columns). On the basis ``φ(X_B) = K_BB W``, and
+    ``w = (K_BB W)ᵀ β``, ``β = W w``.
 
     Parameters
     ----------
@@ -45,34 +56,36 @@ class KernelMap:
         None: ``n_basis · ε``, the rank tolerance of ``numpy.linalg.matrix_rank``.
     """
 
+    #: The Cholesky route is taken when every pivot² ≥ this × the largest diagonal
+    #: entry of K_BB (W's rounding error stays near ε / this).
+    CHOLESKY_MIN_PIVOT = 1e-8
+
     def __init__(self, cross, gram, rtol=None):
         gram = dense(gram).astype(np.float64)
-        m = gram.shape[0]
-        lam, U = np.linalg.eigh(0.5 * (gram + gram.T))
-        rtol = m * np.finfo(np.float64).eps if rtol is None else rtol
-        keep = lam > rtol * max(lam[-1], 0.0)
-        if not keep.any():
-            raise ValueError("The kernel matrix of the training rows is zero: the "
-                             "kernel machine has no features to explain.")
+        gram = 0.5 * (gram + gram.T)
         self.cross = cross
-        self.eigenvalues = lam[keep]
-        self.eigenvectors = U[:, keep]
-        self.projection = U[:, keep] / np.sqrt(lam[keep])  # U Λ^{-1/2}, (m, r)
-        self.n_basis, self.rank = m, int(keep.sum())
+        self.n_basis = gram.shape[0]
+        factor = _well_conditioned_cholesky(gram, self.CHOLESKY_MIN_PIVOT)
+        if factor is not None:  # W = L^{-T}, φ(X_B) = L
+            self.projection = solve_triangular(
+                factor, np.eye(self.n_basis), lower=True).T
+            self.basis_features = factor
+        else:
+            self.projection, self.basis_features = _eigen_whitening(gram, rtol)
+        self.rank = self.projection.shape[1]
 
     def __call__(self, X):
-        """φ(X) = K(X, X_B) U Λ^{-1/2}, (n, r)."""
+        """φ(X) = K(X, X_B) W, (n, r)."""
         return np.asarray(dense(self.cross(X)), dtype=np.float64) @ self.projection
 
-    @property
-    def basis_features(self):
-        """φ(X_B) = U Λ^{1/2} (the training features when they are the basis)."""
-        return self.eigenvectors * np.sqrt(self.eigenvalues)
-
     def weights(self, beta):
-        """w = Λ^{1/2} Uᵀ β for dual coefficients β (n_basis, k): W of shape (k, r)."""
+        """w = (K_BB W)ᵀ β for dual coefficients β (n_basis, k): W of shape (k, r)."""
         beta = np.asarray(beta, dtype=np.float64).reshape(self.n_basis, -1)
-        return (np.sqrt(self.eigenvalues)[:, None] * (self.eigenvectors.T @ beta)).T
+        return (self.basis_features.T @ beta).T
+
+    def gram(self):
+        """K_BB as the features see it, φ(X_B) φ(X_B)ᵀ."""
+        return self.basis_features @ self.basis_features.T
 
     def param_map(self, n_outputs, fit_intercept):
         """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]`` with B = W (U Λ^{-1/2})ᵀ.
@@ -131,6 +144,31 @@ def training_kernel_map(kernel, X_train):
     if isinstance(kernel, str) and kernel == "precomputed":
         return KernelMap(precomputed_rows, X_train)
     return KernelMap(CrossKernel(kernel, X_train), kernel(X_train, X_train))
+
+
+def _well_conditioned_cholesky(gram, min_pivot):
+    """Lower Cholesky factor of K_BB, or None if it fails or has a tiny pivot."""
+    try:
+        factor = cholesky(gram, lower=True, check_finite=False)
+    except LinAlgError:
+        return None
+    scale = max(float(np.max(np.diag(gram))), 0.0)
+    if not np.min(np.diag(factor)) ** 2 >= min_pivot * scale:
+        return None
+    return factor
+
+
+def _eigen_whitening(gram, rtol):
+    """(U Λ^{-1/2}, U Λ^{1/2}) over the eigenvalues above ``rtol · λ_max``."""
+    m = gram.shape[0]
+    lam, U = eigh(gram, check_finite=False)
+    rtol = m * np.finfo(np.float64).eps if rtol is None else rtol
+    keep = lam > rtol * max(lam[-1], 0.0)
+    if not keep.any():
+        raise ValueError("The kernel matrix of the training rows is zero: the "
+                         "kernel machine has no features to explain.")
+    U, lam = U[:, keep], lam[keep]
+    return U / np.sqrt(lam), U * np.sqrt(lam)
 
 
 def check_reconstruction(Z, Z_model, name):
