@@ -42,13 +42,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--n-features", type=int, default=64)
+    parser.add_argument("--n-features", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--output", default=None, help="write the results as JSON")
     args = parser.parse_args()
 
     X, y = make_classification(args.n_train + args.n_test, args.n_features,
-                               n_informative=10, flip_y=0.05, random_state=0)
+                               n_informative=10, class_sep=2.0, flip_y=0.01,
+                               random_state=0)
     X = StandardScaler().fit_transform(X)
     X_train, y_train = X[: args.n_train], y[: args.n_train]
     X_test = X[args.n_train:]
