@@ -393,6 +393,17 @@ def test_smoothed_hinge_approaches_the_exact_one():
     assert errors[1] < errors[0] and errors[1] < 0.05, errors
 
 
+def test_analyses_refit_on_the_inputs_not_the_features():
+    """validate() refits the estimator on risk_.inputs (the kernel features would be
+    another model): for KernelRidge the Newton estimate is exact."""
+    from skinfluence.analysis import validate
+
+    explainer, _, X, y, X_test, y_test = case("krr-rbf-sw")
+    result = validate(explainer, X_test, y_test, k=4, method="newton")
+    np.testing.assert_allclose(result.predicted, result.actual, rtol=1e-7,
+                               atol=1e-12)
+
+
 # -- refusals ---------------------------------------------------------------------
 @pytest.mark.parametrize("estimator, message", [
     (NuSVC(), "NuSVC is not supported yet.*ν"),
