@@ -404,6 +404,28 @@ def test_analyses_refit_on_the_inputs_not_the_features():
                                atol=1e-12)
 
 
+@pytest.mark.parametrize("estimator", [
+    SVC(kernel="linear", **LIBSVM), SVC(gamma=0.5, **LIBSVM),
+    SVR(kernel="linear", **LIBSVM), SVR(gamma=0.5, **LIBSVM)],
+    ids=["svc-linear", "svc-rbf", "svr-linear", "svr-rbf"])
+def test_rows_of_zero_weight(estimator):
+    """libsvm drops rows of zero weight and indexes support_ among the rest: the
+    dual coefficients must land on the right rows. Such rows change nothing, so the
+    influences are those of the fit without them (times n / n_kept: n·∂/∂s_j)."""
+    X, y, X_test, _ = dataset("moons")
+    y = y if isinstance(estimator, SVC) else X[:, 0] - X[:, 1] ** 2
+    sw = np.ones(len(y))
+    sw[[0, 5, 6]] = 0.0
+    kept = sw > 0
+    # smoothing: the linear fits on 2 features sit at a vertex (all rows pinned)
+    full = InfluenceExplainer(estimator, smoothing=0.1).fit(X, y, sample_weight=sw)
+    assert full.optimality_ < 1e-8
+    without = InfluenceExplainer(estimator, smoothing=0.1).fit(X[kept], y[kept])
+    scores = full.loss_influence(X_test, test_loss="decision")
+    expected = without.loss_influence(X_test, test_loss="decision")
+    assert max_rel_error(scores[:, kept] * kept.sum() / len(y), expected) < 1e-6
+
+
 # -- refusals ---------------------------------------------------------------------
 @pytest.mark.parametrize("estimator, message", [
     (NuSVC(), "NuSVC is not supported yet.*ν"),

@@ -24,11 +24,9 @@ pair of classes, on that pair's rows): refused. Test points are mapped to φ by 
 explainer (``risk_.features``); perturbation of inputs is refused (it needs ∇x φ).
 """
 
-import numpy as np
 import scipy.sparse as sp
 from sklearn.svm import SVC, SVR
 
-from .._utils import dense
 from . import svm, svr
 from ._kernel_map import PairwiseKernel, check_reconstruction, training_kernel_map
 
@@ -51,17 +49,10 @@ def kernel_function(est, X_train):
     return PairwiseKernel(est.kernel, gamma=gamma, degree=est.degree, coef0=est.coef0)
 
 
-def _dual_on_rows(est, n):
-    """β on every training row (``dual_coef_`` on ``support_``, zero elsewhere)."""
-    beta = np.zeros(n)
-    beta[est.support_] = dense(est.dual_coef_)[0]
-    return beta
-
-
 def _kernel_risk(est, X, build, y, sample_weight, smoothing, model_values):
     kernel = "precomputed" if est.kernel == "precomputed" else kernel_function(est, X)
     kmap = training_kernel_map(kernel, X)
-    coef = kmap.weights(_dual_on_rows(est, X.shape[0]))
+    coef = kmap.weights(svm.dual_on_rows(est, sample_weight))
     risk = build(est, kmap.basis_features, coef, y, sample_weight, smoothing,
                  input_map=kmap, inputs=X, param_map=kmap.param_map(1, True))
     check_reconstruction(risk.decision(risk.X), model_values(X), type(est).__name__)

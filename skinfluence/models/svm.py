@@ -151,6 +151,20 @@ def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     return binary_svc_risk(est, X, dense(est.coef_), y, sample_weight, smoothing)
 
 
+def dual_on_rows(est, sample_weight):
+    """libsvm's ``dual_coef_[0]`` on every training row (zero off the support).
+
+    libsvm drops rows of zero sample weight before fitting, and ``support_`` then
+    indexes the rows kept: they are mapped back to the training rows here.
+    """
+    n = len(sample_weight)
+    kept = np.flatnonzero(sample_weight != 0)
+    beta = np.zeros(n)
+    rows = est.support_ if len(kept) == n else kept[est.support_]
+    beta[rows] = dense(est.dual_coef_)[0]
+    return beta
+
+
 def check_binary(est):
     """TypeError for an SVC fitted on more than two classes (one-vs-one)."""
     if len(est.classes_) != 2:
@@ -181,8 +195,7 @@ def binary_svc_risk(est, X, coef, y, sample_weight, smoothing, **extra):
     quad = np.zeros(p)
     quad[:d] = 1.0 / (est.C * n)  # R = F / (C n); the intercept is not penalised
     # dual_coef_ holds α_i ỹ_i for the support vectors, 0 ≤ α_i ≤ C s_i c_i
-    alpha_y = np.zeros(n)
-    alpha_y[est.support_] = dense(est.dual_coef_)[0]
+    alpha_y = dual_on_rows(est, sample_weight)
     upper = est.C * sample_weight * class_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -alpha_y / upper, 0.0)[:, None]

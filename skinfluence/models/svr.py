@@ -47,7 +47,7 @@ from .._utils import dense
 from ._fitted import coef_intercept
 from ._targets import RealTargets
 from .sgd import ResidualLoss, SmoothEpsilonInsensitiveLoss, SquaredEpsilonInsensitiveLoss
-from .svm import KKT_WARN, MARGIN_TOL, DualRecoveryWarning, _on_margin
+from .svm import KKT_WARN, MARGIN_TOL, DualRecoveryWarning, _on_margin, dual_on_rows
 
 
 class EpsilonInsensitiveLoss(ResidualLoss):
@@ -222,8 +222,7 @@ def svr_risk(est, X, coef, y, sample_weight, smoothing, **extra):
     quad = np.zeros(d + 1)
     quad[:d] = 1.0 / (est.C * n)  # R = F / (C n); the intercept is not penalised
     # dual_coef_ holds α_i − α_i* = −C s_i ψ'(r_i) for the support vectors
-    dual = np.zeros(n)
-    dual[est.support_] = dense(est.dual_coef_)[0]
+    dual = dual_on_rows(est, sample_weight)
     upper = est.C * sample_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -dual / upper, 0.0)[:, None]
