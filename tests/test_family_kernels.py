@@ -466,6 +466,16 @@ def test_kernel_that_changes_between_calls_is_detected():
         InfluenceExplainer(SVC(kernel=drifting)).fit(X, y)
 
 
+@pytest.mark.parametrize("estimator", [
+    KernelRidge(alpha=0.5, kernel="rbf"), SVC(gamma=0.5),
+    GaussianProcessRegressor(RBF(1.0), optimizer=None)])
+def test_frozen_model_fitted_on_other_rows_is_detected(estimator):
+    X, y, _, _ = dataset("moons")
+    frozen = FrozenEstimator(clone(estimator).fit(X[:60], y[:60]))
+    with pytest.raises(ValueError, match="fitted on other rows"):
+        InfluenceExplainer(frozen).fit(X[20:], y[20:])
+
+
 def test_model_changed_after_fit_is_detected():
     explainer = clone(case("svc-rbf")[0])
     X, y, X_test, _ = dataset("bc")

@@ -187,8 +187,9 @@ def check_reconstruction(Z, Z_model, name):
     if not error <= RECONSTRUCTION_RTOL * scale:
         raise ValueError(
             f"Could not rebuild the fitted {name}'s decision values from its dual "
-            f"coefficients and kernel (largest difference {error:.1e}): its kernel "
-            "does not give the same values when called again (e.g. a callable kernel "
-            "with state or randomness), or the model changed after fit. Use a "
-            "deterministic kernel and refit."
+            f"coefficients and kernel on the training rows (largest difference "
+            f"{error:.1e}): it was fitted on other rows than those given to "
+            "InfluenceExplainer.fit (a FrozenEstimator: pass the data it was fitted "
+            "on), or its kernel does not give the same values when called again (a "
+            "callable kernel with state or randomness: use a deterministic one)."
         )
