@@ -426,6 +426,22 @@ def test_rows_of_zero_weight(estimator):
     assert max_rel_error(scores[:, kept] * kept.sum() / len(y), expected) < 1e-6
 
 
+def test_newton_frames_use_theta_steps():
+    """most_influential(as_frame=True, method="newton") applies Δθ in θ-space (not
+    the reported dual coefficients): for KernelRidge it is the exact refit."""
+    explainer, oracle, X, y, X_test, y_test = case("krr-poly-2targets")
+    frame = explainer.most_influential(X_test[:3], y_test[:3], k=2, as_frame=True,
+                                       method="newton")
+    base = explainer.test_losses(X_test[:3], y_test[:3])
+    for _, row in frame.iterrows():
+        t, j = int(row["test_row"]), int(row["training_row"])
+        refit = oracle.leave_out(j).predict(X_test[t:t + 1])
+        actual = ((refit - y_test[t:t + 1]) ** 2).sum() - base[t]
+        assert abs(row["loo_change"] - actual) <= 1e-8 * max(abs(actual), 1e-3)
+    with pytest.raises(ValueError, match="dfbetas"):
+        explainer.summary_frame(dfbetas=True)
+
+
 # -- refusals ---------------------------------------------------------------------
 @pytest.mark.parametrize("estimator, message", [
     (NuSVC(), "NuSVC is not supported yet.*ν"),
