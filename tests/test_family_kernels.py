@@ -235,6 +235,19 @@ def test_kernel_ridge_exact_leave_one_out(config_id):
     print(f"[{config_id}] LOO (R, slope) {stats}")
 
 
+def test_kernel_ridge_group_removal_is_exact():
+    explainer, oracle, X, y, X_test, y_test = case("krr-rbf-sw")
+    groups = [np.arange(5), np.arange(20, 35)]
+    got = explainer.group_influence(groups, X_test, y_test, method="exact")
+    base = explainer.test_losses(X_test, y_test)
+    actual = []
+    for members in groups:
+        keep = np.setdiff1d(np.arange(len(y)), members)
+        refit = oracle.fit(oracle.sample_weight[keep], rows=keep)
+        actual.append((refit.predict(X_test) - y_test) ** 2 - base)
+    assert max_rel_error(got, np.column_stack(actual)) < 1e-8
+
+
 def test_svc_leave_one_out_matches_refits():
     """Exact hinge path vs true refits, on the decision values of training and test
     points; first-order and Newton estimates reported as R and slope. (The dual
