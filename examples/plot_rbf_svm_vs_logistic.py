@@ -1,7 +1,7 @@
 """
-=====================================================================
+=======================================================================
 RBF SVM vs logistic regression: who is influential? (Koh & Liang Fig 4)
-=====================================================================
+=======================================================================
 
 Koh & Liang (2017, §5.1) compare an RBF support vector machine with a linear model:
 the RBF SVM's influential training images are those *close* to the test image in
