@@ -140,7 +140,8 @@ class NetworkObjective:
         self.quad_penalty[:n_coef] = self.alpha / n
         self.l1_penalty = np.zeros(self.n_params)
         self.free = np.ones(self.n_params, dtype=bool)
-        self.reported = np.ones(self.n_params, dtype=bool)  # params_ = θ
+        self.reported_mask = np.ones(self.n_params, dtype=bool)  # params_ = θ
+        self.param_map = self.input_map = None
         # what linear-model recipes set; a network has none of them
         self.weight_jacobian = self.groups = self.weighted_mask = None
         self.train_dz = self.pinned = self.fixed = None
@@ -151,6 +152,14 @@ class NetworkObjective:
     def params(self):
         """θ = [coefs_[0].ravel(), …, coefs_[L−1].ravel(), intercepts_[0], …]."""
         return np.concatenate([c.ravel() for c in self.coefs] + list(self.intercepts))
+
+    def reported(self, rows):
+        """Rows of θ as the public parameters ``params_``: θ itself."""
+        return rows
+
+    def features(self, X):
+        """The network's inputs are its features (``input_map`` is None)."""
+        return X
 
     @property
     def n_samples(self):

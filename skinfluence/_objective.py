@@ -17,8 +17,13 @@ built here by the chain rule, ``∇θ L(z_i) = dL/dz ⊗ [x_i, 1]``.
 Parameter layout (the ``params_`` contract): ``θ = [W.ravel(), b]``, i.e. ``coef_``
 flattened row by row followed by ``intercept_`` when the model fits one. A family may
 add an output that carries only an intercept (HuberRegressor's scale σ: its
-coefficients are structural zeros, ``hidden``); the public layout (``reported``) then
-leaves those zeros out.
+coefficients are structural zeros, ``hidden``); the public layout (``reported(rows)``)
+then leaves those zeros out.
+
+Models linear in a feature map (kernel machines): ``x`` is first mapped to features
+``φ(x)`` (``input_map``) and the model is linear in them; ``X`` then holds the training
+features, ``inputs`` the training inputs as the model sees them, and ``param_map``
+turns θ into the parameters the family reports (``params_``).
 """
 
 import copy
@@ -82,6 +87,16 @@ class LinearObjective:
     predicted : sequence of int or None
         The outputs that are predictions (all when None): test losses by name
         (``models._losses.test_loss``) and ``prediction_gradients`` see only these.
+    input_map : callable or None
+        Maps inputs as the model sees them (n, d_in) to the features ``X`` is made of
+        (n, d); None when the model is linear in its inputs. Test inputs pass
+        through it (:meth:`features`).
+    inputs : {ndarray, sparse matrix} or None
+        The training inputs as the model sees them (``X`` when ``input_map`` is None):
+        what refits of the model are given.
+    param_map : callable or None
+        Maps rows of full θ ``(m, p)`` to rows of the reported parameters
+        ``(m, p_reported)`` (linear); None reports θ itself.
     """
 
     linear = True
@@ -107,6 +122,9 @@ class LinearObjective:
         pinned=None,
         hidden=None,
         predicted=None,
+        input_map=None,
+        inputs=None,
+        param_map=None,
     ):
         self.loss = loss
         self.coef = np.asarray(coef, dtype=np.float64)
@@ -129,6 +147,9 @@ class LinearObjective:
         self.weighted_mask = weighted_mask
         self.train_dz = train_dz
         self.pinned = pinned
+        self.input_map = input_map
+        self.inputs = X if inputs is None else inputs
+        self.param_map = param_map
         self.n_outputs, self.n_features = k, d
         self.n_params = k * d + (k if self.fit_intercept else 0)
         # An L1 coefficient sitting at exactly zero stays there under a small
@@ -137,10 +158,10 @@ class LinearObjective:
         self.fixed = None if fixed is None else np.asarray(fixed, dtype=bool)
         if self.fixed is not None:
             self.free &= ~self.fixed
-        self.reported = np.ones(self.n_params, dtype=bool)
+        self.reported_mask = np.ones(self.n_params, dtype=bool)  # θ in params_
         if hidden is not None:
-            self.reported = ~np.asarray(hidden, dtype=bool)
-            self.free &= self.reported
+            self.reported_mask = ~np.asarray(hidden, dtype=bool)
+            self.free &= self.reported_mask
         self.predicted = (np.arange(k) if predicted is None
                           else np.asarray(predicted, dtype=np.intp))
 
@@ -189,6 +210,16 @@ class LinearObjective:
         if free is not None:
             new.free = np.asarray(free, dtype=bool)
         return new
+
+    def reported(self, rows):
+        """Rows of full θ ``(m, p)`` as the public parameters ``params_``: without
+        the structural zeros (``hidden``), through ``param_map`` when given."""
+        rows = rows[:, self.reported_mask]
+        return rows if self.param_map is None else self.param_map(rows)
+
+    def features(self, X):
+        """Inputs as the model sees them → the features it is linear in."""
+        return X if self.input_map is None else self.input_map(X)
 
     def param_index(self):
         """Index of θ for (output k, column f of [x, 1]); shape (k, d + fit_intercept)."""

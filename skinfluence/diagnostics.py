@@ -28,6 +28,8 @@ linearisation), and p counts every free parameter.
 import numpy as np
 import scipy.sparse as sp
 
+from ._removal import removal_steps
+
 __all__ = ["summary_frame", "top_rows_frame"]
 
 #: ``dfbetas="auto"`` adds the per-parameter columns up to this many parameters.
@@ -44,11 +46,11 @@ def summary_frame(explainer, *, dfbetas="auto"):
         raise ValueError(f"dfbetas must be 'auto', True or False; got {dfbetas!r}.")
     obj = explainer.risk_
     n = len(explainer.sample_weight_)
-    free = obj.free[obj.reported]  # in the params_ layout
+    free = obj.free[obj.reported_mask]  # in the params_ layout
     p = int(free.sum())
     leverage = explainer.leverages()
     phi, phi_loo = _dispersion(obj, leverage, p)
-    steps = explainer.param_change(method="newton")[:, free]  # Δθ_j, (n, p_free)
+    steps = _newton_steps(explainer)[:, obj.free]  # Δθ_j, (n, p_free)
     nH = n * explainer.hessian_solver_.damped_hessian()
 
     labels = _labels(explainer)
@@ -60,7 +62,15 @@ def summary_frame(explainer, *, dfbetas="auto"):
         "loo_loss_change": own_loss_change(obj, steps),
         "cooks_distance": np.einsum("jp,pq,jq->j", steps, nH, steps) / (p * phi),
     })
-    if dfbetas is True or (dfbetas == "auto" and p <= AUTO_DFBETAS_MAX):
+    if dfbetas is True and obj.param_map is not None:
+        raise ValueError(
+            "dfbetas are per parameter of θ, which for a kernel machine are "
+            "coordinates of its whitened kernel features, not its reported dual "
+            "coefficients: use dfbetas=False (param_change gives the dual "
+            "coefficients' changes)."
+        )
+    if obj.param_map is None and (
+            dfbetas is True or (dfbetas == "auto" and p <= AUTO_DFBETAS_MAX)):
         cov_diag = np.diag(explainer.hessian_solver_.inverse) / n  # [(nH)⁻¹]_kk
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.sqrt(phi_loo[:, None] * cov_diag[None, :])
@@ -107,7 +117,7 @@ def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     obj = explainer.risk_
     unique, where = np.unique(rows, return_inverse=True)
     where = where.reshape(rows.shape)
-    steps = explainer.param_change(unique, method="newton")[:, obj.free[obj.reported]]
+    steps = _newton_steps(explainer)[unique][:, obj.free]  # (m, p_free)
     Z = obj.decision(Xv)  # (n_test, n_outputs)
     if not obj.linear:  # a network: the test outputs at each row's stepped weights
         moved = np.stack([obj.decision_at(Xv, obj.params + step) for step in steps])
@@ -120,6 +130,14 @@ def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     after = loss.value_grad((Z[:, None, :] + shift).reshape(n_test * k, -1),
                             np.repeat(y_enc, k, axis=0))[0]
     return after.reshape(n_test, k) - before[:, None]
+
+
+def _newton_steps(explainer):
+    """Δθ_j of one Newton step without each row j, over all of θ
+    (``param_change(method="newton")`` before the public layout ``reported``)."""
+    steps = removal_steps(explainer.risk_, explainer.hessian_solver_,
+                          explainer.hessian_solver_.damped_hessian(), "newton")
+    return np.where(np.isnan(steps).any(axis=1, keepdims=True), np.nan, steps)
 
 
 def _pandas():

@@ -121,9 +121,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator object
         A supported linear model (see :func:`skinfluence.supported_estimators`:
-        LogisticRegression(CV), LinearSVC, SVC(kernel="linear"), Ridge,
-        RidgeClassifier, LinearRegression, SGDClassifier, SGDRegressor), unfitted, or
-        fitted and wrapped in ``sklearn.frozen.FrozenEstimator`` to explain it as is.
+        LogisticRegression(CV), LinearSVC, Ridge, RidgeClassifier,
+        LinearRegression, SGDClassifier, SGDRegressor, ...) or kernel machine (SVC,
+        SVR, KernelRidge, GaussianProcessRegressor: linear in their whitened kernel
+        features, see the user guide), unfitted, or fitted and wrapped in
+        ``sklearn.frozen.FrozenEstimator`` to explain it as is.
     damping : float, default=0.0
         λ ≥ 0 added to the Hessian, ``H + λI``, to keep it invertible (unpenalised
         models on separable data). Biases the influences towards zero.
@@ -194,7 +196,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Names of the features, when X has string column names.
     params_ : ndarray of shape (n_params,)
         θ̂ = ``coef_.ravel()`` followed by ``intercept_`` (when fitted), then
-        ``scale_`` for HuberRegressor (``risk_.params[risk_.reported]``).
+        ``scale_`` for HuberRegressor; for a kernel machine, its dual coefficients
+        on every training row (one block per output) followed by the intercept; for
+        a network, every ``coefs_`` raveled then every ``intercepts_``
+        (``risk_.reported(risk_.params[None])[0]``).
     hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
         for coefficients held at zero by an L1 penalty). None with the "cg",
@@ -354,7 +359,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
         self.risk_ = objective
-        self.params_ = objective.params[objective.reported]  # the public layout
+        self.params_ = objective.reported(objective.params[None])[0]  # public layout
         _check_finite(self.params_, "coef_ or intercept_", model)
         self.hessian_solver_ = make_solver(
             self.hessian_solver, objective, self.damping, tol=self.cg_tol,
@@ -366,7 +371,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         # score is a product of these with the solved test side
         self._scorer = Scorer(objective, self.hessian_solver_)
         step = self.hessian_solver_.solve(objective.gradient())
-        scale = max(1.0, np.max(np.abs(self.params_), initial=0.0))
+        scale = max(1.0, np.max(np.abs(objective.params), initial=0.0))
         self.optimality_ = float(np.max(np.abs(step), initial=0.0) / scale)
         _check_finite(self.optimality_, "Newton step from θ̂ (optimality_)", model)
         if not self.optimality_ <= OPTIMALITY_WARN:
@@ -402,11 +407,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._check_unchanged()
         rows = self._check_indices(indices)
-        free = self.risk_.free[self.risk_.reported]  # in the params_ layout
+        free = self.risk_.free  # over all of θ, then the public layout
         self._scoring().check_result_size((len(rows), len(free)))
         out = np.zeros((len(rows), len(free)))
         out[:, free] = self._scoring().influence_rows(rows)
-        return out
+        return self.risk_.reported(out)
 
     def loss_influence(self, X: MatrixLike, y: ArrayLike | None = None, *,
                        test_loss: TestLoss = None) -> FloatArray:
@@ -833,9 +838,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 self.param_influence(rows)
         steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method, verbose=self.verbose)
-        out = steps[rows][:, self.risk_.reported]  # over all of θ: the public layout
+        out = steps[rows]  # over all of θ
         out[np.isnan(out).any(axis=1)] = np.nan  # no estimate: every entry
-        return out
+        return self.risk_.reported(out)
 
     def summary_frame(
         self, *, dfbetas: Literal["auto"] | bool = "auto",
@@ -895,8 +900,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         X_model : {ndarray, sparse matrix} of shape (n_test, n_model_features)
-            X as float64 after a Pipeline's earlier steps (the input of
-            ``risk_.decision``).
+            X as float64 after a Pipeline's earlier steps, then a kernel
+            machine's feature map (``risk_.features``): the input of
+            ``risk_.decision``.
         y_encoded : ndarray
             y in the encoding of :attr:`risk_` (class indices for classifiers);
             placeholders when y is None and ``test_loss="decision"``.
@@ -1007,13 +1013,16 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         )
 
     def _validate_X(self, X):
-        """Test X as the explained model sees it (after a Pipeline's first steps)."""
+        """Test X as the explained model sees it (after a Pipeline's first steps),
+        mapped to the features the risk is linear in (a kernel machine's φ(x))."""
         self._check_unchanged()
         if pipeline_of(self.estimator_) is None:
-            return validate_data(self, X, reset=False, accept_sparse="csr",
-                                 dtype=np.float64)
-        validate_data(self, X, reset=False, skip_check_array=True)
-        return self._model_input(X)
+            Xv = validate_data(self, X, reset=False, accept_sparse="csr",
+                               dtype=np.float64)
+        else:
+            validate_data(self, X, reset=False, skip_check_array=True)
+            Xv = self._model_input(X)
+        return self.risk_.features(Xv)  # a kernel machine's features φ(x)
 
     def _check_unchanged(self):
         """Refuse to explain a model whose parameters (or damping) changed since fit."""
@@ -1104,7 +1113,10 @@ def _check_n_features(model, Xv, after_pipeline):
     """The explained coefficients must match X's columns (e.g. a FrozenEstimator)."""
     expected = getattr(model, "n_features_in_", None)
     if expected is None:
-        expected = model.coef_.shape[-1]
+        coef = getattr(model, "coef_", None)
+        if coef is None:  # e.g. an SVC with a callable kernel takes any input
+            return
+        expected = coef.shape[-1]
     if Xv.shape[1] != expected:
         where = " after the pipeline's transform" if after_pipeline else ""
         raise ValueError(

@@ -168,6 +168,13 @@ def _check_differentiable(obj):
             "form, implemented for linear models only; this model is a neural "
             "network. Use loss_influence (up-weighting) or refit_loss_change."
         )
+    if obj.input_map is not None:
+        raise NotImplementedError(
+            "perturbation_influence and training_set_attack need ∇x of the model's "
+            "features, which kernel machines (SVC/SVR with a kernel, KernelRidge, "
+            "GaussianProcessRegressor) do not provide: their features are kernel "
+            "values K(x, X_train), not x. Use a linear model on x."
+        )
     if obj.train_dz is not None or obj.pinned is not None:
         raise NotImplementedError(
             "perturbation_influence is undefined for the exact hinge (SVC, "

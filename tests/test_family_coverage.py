@@ -13,7 +13,8 @@ from skinfluence import InfluenceExplainer, supported_estimators
 from skinfluence.models import support_table
 from skinfluence.models.refused import REFUSED
 
-SVMS = {"LinearSVR", "SVR", "LinearSVC", "SVC"}
+SVMS = {"LinearSVR", "SVR", "LinearSVC", "SVC", "NuSVC", "NuSVR", "OneClassSVM",
+        "KernelRidge", "GaussianProcessRegressor"}
 ESTIMATORS = sorted(
     (name, cls) for name, cls in all_estimators()
     if cls.__module__.startswith("sklearn.linear_model") or name in SVMS)
@@ -25,7 +26,8 @@ def _data(name, cls):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 4))
     if "Classifier" in name or name in ("LogisticRegression", "LogisticRegressionCV",
-                                        "LinearSVC", "SVC", "Perceptron"):
+                                        "LinearSVC", "SVC", "NuSVC",
+                                        "Perceptron"):
         return X, (X[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(int)
     y = np.exp(0.3 * X @ np.ones(4)) + 0.1  # positive: Poisson / Gamma / Tweedie
     if name.startswith("MultiTask"):

@@ -230,7 +230,8 @@ def test_smoothing_converges_to_exact_hinge():
     "estimator, error, message",
     [
         (LinearSVC(multi_class="crammer_singer"), TypeError, "crammer_singer"),
-        (SVC(kernel="poly"), TypeError, "kernel='poly'"),
+        (SVC(kernel="poly"), ValueError,
+         "Only binary classification is supported.*use LinearSVC"),
         (SVC(kernel="linear"), ValueError,
          "Only binary classification is supported.*use LinearSVC"),
     ],

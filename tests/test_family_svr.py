@@ -262,12 +262,6 @@ def test_smoothing_converges_to_the_exact_tube():
     assert errors[-1] < 0.05, errors
 
 
-def test_nonlinear_kernel_refused():
-    X, y, _, _ = dataset("diabetes")
-    with pytest.raises(TypeError, match="kernel='rbf'.*SVR.kernel='linear'"):
-        InfluenceExplainer(SVR()).fit(X, y)
-
-
 def test_loose_linear_svr_warns():
     X, y, _, _ = dataset("diabetes")
     with warnings.catch_warnings():

@@ -26,6 +26,8 @@ from . import (
     bayes,
     glm,
     huber,
+    kernel_ridge,
+    kernel_svm,
     lasso,
     logistic,
     mlp,
@@ -40,7 +42,7 @@ from . import (
 from .refused import KINDS, REFUSED, refusal
 
 _FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr,
-             huber, quantile, mlp)
+             huber, quantile, mlp, kernel_svm, kernel_ridge)
 
 
 def supported_estimators():

@@ -85,7 +85,7 @@ class HuberObjective(LinearObjective):
 
     def parameter_names(self, features):
         """Names in the ``params_`` layout: the features, "intercept", "scale"."""
-        return list(features) + (["intercept"] if self.reported[-2] else []) + \
+        return list(features) + (["intercept"] if self.reported_mask[-2] else []) + \
             ["scale"]
 
 

@@ -52,9 +52,9 @@ REFUSED = {
                 "unregularised, so influence functions do not apply. Use "
                 "SGDClassifier(loss='hinge') or LogisticRegression",
     NuSVR: "is not supported yet (needs the ν-parametrised ε-tube, whose width is "
-           "itself fitted)",
+           "itself fitted); use SVR (any kernel, a fixed epsilon)",
     NuSVC: "is not supported yet (needs the ν-parametrised margin, whose offset is "
-           "itself fitted); use SVC(kernel='linear')",
+           "itself fitted); use SVC (any kernel, binary)",
     OneClassSVM: "is not supported (an unsupervised model: no training loss per "
                  "labelled row)",
     SGDOneClassSVM: "is not supported yet: its SGD objective (ν/2)‖w‖² + ν b + "

@@ -148,12 +148,42 @@ def _hinge_subgradient_linear_svc(est, X, y_index, weights):
 
 def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     """R(θ) = F/(C n) of a fitted binary SVC(kernel="linear")."""
+    return binary_svc_risk(est, X, dense(est.coef_), y, sample_weight, smoothing)
+
+
+def dual_on_rows(est, sample_weight):
+    """libsvm's ``dual_coef_[0]`` on every training row (zero off the support).
+
+    libsvm drops rows of zero sample weight before fitting, and ``support_`` then
+    indexes the rows kept: they are mapped back to the training rows here.
+    """
+    n = len(sample_weight)
+    kept = np.flatnonzero(sample_weight != 0)
+    beta = np.zeros(n)
+    rows = est.support_ if len(kept) == n else kept[est.support_]
+    beta[rows] = dense(est.dual_coef_)[0]
+    return beta
+
+
+def check_binary(est):
+    """TypeError for an SVC fitted on more than two classes (one-vs-one)."""
     if len(est.classes_) != 2:
         raise TypeError(
-            "SVC(kernel='linear') with more than two classes fits one-vs-one "
-            "classifiers, which skinfluence does not support; use LinearSVC "
-            "(one-vs-rest) instead."
+            f"SVC(kernel={est.kernel!r}) with more than two classes fits one-vs-one "
+            "classifiers (one per pair of classes, each on that pair's rows), which "
+            "skinfluence does not support: explain one pair at a time (fit on the "
+            "rows of two classes), or use LinearSVC (one-vs-rest)."
         )
+
+
+def binary_svc_risk(est, X, coef, y, sample_weight, smoothing, **extra):
+    """R(θ) = F/(C n) of a fitted binary SVC whose decision is ``X @ coef.T + b``.
+
+    ``X`` holds the features the model is linear in (the inputs for the linear
+    kernel, a kernel map's features otherwise: ``extra`` passes ``input_map``,
+    ``inputs`` and ``param_map`` on to :class:`LinearObjective`).
+    """
+    check_binary(est)
     targets = ClassLabels(est.classes_)
     y_index = targets.encode(y, X.shape[0])
     n, d = X.shape
@@ -165,21 +195,20 @@ def svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     quad = np.zeros(p)
     quad[:d] = 1.0 / (est.C * n)  # R = F / (C n); the intercept is not penalised
     # dual_coef_ holds α_i ỹ_i for the support vectors, 0 ≤ α_i ≤ C s_i c_i
-    alpha_y = np.zeros(n)
-    alpha_y[est.support_] = dense(est.dual_coef_)[0]
+    alpha_y = dual_on_rows(est, sample_weight)
     upper = est.C * sample_weight * class_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -alpha_y / upper, 0.0)[:, None]
     return LinearObjective(
-        hinge_loss(smoothing, auto=0.0), dense(est.coef_), est.intercept_, X, y_index,
+        hinge_loss(smoothing, auto=0.0), coef, est.intercept_, X, y_index,
         sample_weight, class_weight, quad, np.zeros(p), targets=targets,
-        train_dz=train_dz, pinned=_on_margin(train_dz, smoothing),
+        train_dz=train_dz, pinned=_on_margin(train_dz, smoothing), **extra,
     )
 
 
 def convergence_hint(est, n_samples):
     """Settings of ``est`` that reach the optimum of the same objective."""
-    if isinstance(est, SVC):
+    if isinstance(est, SVC):  # libsvm (kernel_svm lists SVC)
         return "fit it more tightly, e.g. with tol=1e-8" + (
             "" if est.max_iter == -1 else ", max_iter=-1")
     if est.loss == "squared_hinge" and est.dual is not False:
@@ -190,11 +219,6 @@ def convergence_hint(est, n_samples):
 
 def validate(est):
     """Refuse, before fitting, the SVM settings skinfluence does not model."""
-    if isinstance(est, SVC) and est.kernel != "linear":
-        raise TypeError(
-            f"SVC(kernel={est.kernel!r}) is not linear in its parameters; "
-            "skinfluence supports SVC(kernel='linear') and LinearSVC."
-        )
     if isinstance(est, LinearSVC) and est.multi_class == "crammer_singer":
         raise TypeError(
             "LinearSVC(multi_class='crammer_singer') optimises a joint multiclass "
@@ -202,8 +226,8 @@ def validate(est):
         )
 
 
-SUPPORTED = {LinearSVC: linear_svc_objective, SVC: svc_objective}
-BINARY_ONLY = (SVC,)  # scikit-learn's multiclass SVC is one-vs-one
+# SVC (every kernel; "linear" through svc_objective) is listed in kernel_svm
+SUPPORTED = {LinearSVC: linear_svc_objective}
 BALANCED_FROM_SAMPLE_WEIGHT = (LinearSVC,)  # liblinear: S / (K · S_g)
 
 #: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
@@ -211,6 +235,4 @@ DESCRIPTION = {
     (LinearSVC,): ("squared hinge (default) or hinge; one-vs-rest",
                    "L2; L1 on the active set", "penalised (`intercept_scaling`)",
                    "liblinear's floor (tests/test_family_svm.py)"),
-    (SVC,): ("hinge (exact, pinned margin rows, or smoothed); binary, linear kernel",
-             "L2", "unpenalised", "libsvm's float32 kernel floor (~1e-5)"),
 }

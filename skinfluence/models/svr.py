@@ -49,7 +49,7 @@ from .._utils import dense
 from ._fitted import coef_intercept
 from ._targets import RealTargets
 from .sgd import ResidualLoss, SmoothEpsilonInsensitiveLoss, SquaredEpsilonInsensitiveLoss
-from .svm import KKT_WARN, MARGIN_TOL, DualRecoveryWarning, _on_margin
+from .svm import KKT_WARN, MARGIN_TOL, DualRecoveryWarning, _on_margin, dual_on_rows
 
 
 class EpsilonInsensitiveLoss(ResidualLoss):
@@ -197,32 +197,33 @@ def svr_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     -------
     objective : LinearObjective
     """
+    coef, _ = coef_intercept(est)
+    return svr_risk(est, X, coef, y, sample_weight, smoothing)
+
+
+def svr_risk(est, X, coef, y, sample_weight, smoothing, **extra):
+    """R(θ) = F/(C n) of a fitted SVR whose prediction is ``X @ coef.T + b``.
+
+    ``X`` holds the features the model is linear in (the inputs for the linear
+    kernel, a kernel map's features otherwise: ``extra`` passes ``input_map``,
+    ``inputs`` and ``param_map`` on to :class:`LinearObjective`).
+    """
     targets = RealTargets(1)
     Y = targets.encode(y, X.shape[0])
     n, d = X.shape
     quad = np.zeros(d + 1)
     quad[:d] = 1.0 / (est.C * n)  # R = F / (C n); the intercept is not penalised
     # dual_coef_ holds α_i − α_i* = −C s_i ψ'(r_i) for the support vectors
-    dual = np.zeros(n)
-    dual[est.support_] = dense(est.dual_coef_)[0]
+    dual = dual_on_rows(est, sample_weight)
     upper = est.C * sample_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         train_dz = np.where(upper > 0, -dual / upper, 0.0)[:, None]
-    coef, intercept = coef_intercept(est)
     return TubeObjective(
-        epsilon_insensitive_loss(est.epsilon, smoothing), coef, intercept, X, Y,
-        sample_weight, np.ones(n), quad, np.zeros(d + 1), targets=targets,
-        train_dz=train_dz, pinned=_on_margin(train_dz, smoothing),
+        epsilon_insensitive_loss(est.epsilon, smoothing), coef,
+        np.atleast_1d(est.intercept_), X, Y, sample_weight, np.ones(n), quad,
+        np.zeros(d + 1), targets=targets, train_dz=train_dz,
+        pinned=_on_margin(train_dz, smoothing), **extra,
     )
-
-
-def validate(est):
-    """Refuse SVR with a non-linear kernel before fitting."""
-    if isinstance(est, SVR) and est.kernel != "linear":
-        raise TypeError(
-            f"SVR(kernel={est.kernel!r}) is not linear in its parameters; "
-            "skinfluence supports SVR(kernel='linear') and LinearSVR."
-        )
 
 
 def convergence_hint(est, n_samples):
@@ -235,7 +236,8 @@ def convergence_hint(est, n_samples):
     return "fit it more tightly, e.g. with dual=True, tol=1e-10, max_iter=1000000"
 
 
-SUPPORTED = {LinearSVR: linear_svr_objective, SVR: svr_objective}
+# SVR (every kernel; "linear" through svr_objective) is listed in kernel_svm
+SUPPORTED = {LinearSVR: linear_svr_objective}
 
 #: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
 DESCRIPTION = {
@@ -243,8 +245,4 @@ DESCRIPTION = {
                    "squared ε-insensitive", "L2", "penalised (`intercept_scaling`)",
                    "squared ≤ 4e-7, exact LOO 4e-9; ε-insensitive: liblinear floor "
                    "3e-4, exact LOO (solution path) 5e-8"),
-    (SVR,): ("ε-insensitive (exact: tube-edge rows pinned; or smoothed); linear "
-             "kernel", "L2", "unpenalised",
-             "≤ 2e-5 (libsvm float32 kernel floor); exact LOO (solution path) "
-             "5e-6"),
 }

@@ -1,0 +1,89 @@
+"""Benchmark: loss_influence of an RBF SVC versus computing its test kernel rows.
+
+Prints, in one run (timed round-robin, best of ``--repeats``):
+
+1. ``InfluenceExplainer.loss_influence(X_test, test_loss="decision")`` for
+   ``--n-test`` test points on ``--n-train`` training rows of a synthetic binary
+   problem, and ``sklearn.metrics.pairwise.rbf_kernel(X_test, X_train)`` (the kernel
+   rows any kernel method needs for those test points), and their ratio.
+2. The fit-time costs: the SVC's own fit, and ``InfluenceExplainer.fit`` on the
+   fitted SVC (``FrozenEstimator``): the n × n kernel matrix and its
+   eigendecomposition (timed alone, ``KernelMap``), the Hessian factorisation and
+   the training gradients.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/bench_kernels.py [--n-train 5000] [--n-test 1000]
+"""
+
+import argparse
+import json
+import time
+import warnings
+
+from sklearn.datasets import make_classification
+from sklearn.frozen import FrozenEstimator
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from skinfluence import InfluenceExplainer
+from skinfluence.models._kernel_map import training_kernel_map
+from skinfluence.models.kernel_svm import kernel_function
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--n-features", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--output", default=None, help="write the results as JSON")
+    args = parser.parse_args()
+
+    X, y = make_classification(args.n_train + args.n_test, args.n_features,
+                               n_informative=10, class_sep=2.0, flip_y=0.01,
+                               random_state=0)
+    X = StandardScaler().fit_transform(X)
+    X_train, y_train = X[: args.n_train], y[: args.n_train]
+    X_test = X[args.n_train:]
+
+    t_svc, svc = timed(lambda: SVC(C=1.0).fit(X_train, y_train))
+    gamma = 1.0 / (X_train.shape[1] * X_train.var())
+    t_map, _ = timed(lambda: training_kernel_map(kernel_function(svc, X_train),
+                                                 X_train))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. the loose default tol's optimality
+        t_fit, explainer = timed(
+            lambda: InfluenceExplainer(FrozenEstimator(svc)).fit(X_train, y_train))
+
+    kernel_times, influence_times = [], []
+    for _ in range(args.repeats):  # round-robin: both see the same machine load
+        kernel_times.append(timed(lambda: rbf_kernel(X_test, X_train, gamma=gamma))[0])
+        influence_times.append(timed(lambda: explainer.loss_influence(
+            X_test, test_loss="decision"))[0])
+    result = {
+        "n_train": args.n_train, "n_test": args.n_test,
+        "n_features": args.n_features, "n_support": int(len(svc.support_)),
+        "rank": int(explainer.risk_.input_map.rank),
+        "pinned": int(explainer.risk_.pinned.sum()),
+        "svc_fit_s": t_svc, "kernel_map_s": t_map, "explainer_fit_s": t_fit,
+        "rbf_kernel_s": min(kernel_times), "loss_influence_s": min(influence_times),
+    }
+    result["ratio"] = result["loss_influence_s"] / result["rbf_kernel_s"]
+    for key, value in result.items():
+        print(f"{key:>18}: {value:.3g}" if isinstance(value, float) else
+              f"{key:>18}: {value}")
+    if args.output:
+        with open(args.output, "w") as fh:
+            json.dump(result, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

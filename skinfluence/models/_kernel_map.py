@@ -1,0 +1,195 @@
+"""The whitened empirical kernel map: a kernel machine as a linear model.
+
+A kernel machine's function is ``f(x) = Σ_i β_i K(x, x_i) + b`` over basis rows
+``X_B`` (here: all training rows, so that removing or re-weighting a row, which may
+turn any row into a support vector, stays inside the model). With the
+eigendecomposition ``K_BB = U Λ Uᵀ`` (eigenvalues below ``rtol · λ_max`` dropped,
+``r`` kept), the features::
+
+    φ(x) = K(x, X_B) U Λ^{-1/2}                       (r columns)
+
+are orthonormal coordinates of the span of ``K(·, x_i)`` in the RKHS:
+``f(x) = φ(x)·w + b`` with ``w = Λ^{1/2} Uᵀ β`` and ``‖f‖²_H = βᵀ K β = ‖w‖²``. The
+kernel penalty becomes an identity ridge penalty on w, so every loss, solver and
+removal of the linear models applies unchanged to the features ``Φ = φ(X_train)``
+(``= U Λ^{1/2}`` on the basis). Back to the dual: ``β = U Λ^{-1/2} w``, the
+minimum-norm dual coefficients of f (the estimator's own when ``K_BB`` is
+non-singular). Any whitening ``W`` with ``W Wᵀ = K_BB⁻¹`` in place of ``U Λ^{-1/2}``
+gives the same model (an orthogonal change of w); a well-conditioned ``K_BB`` uses
+its Cholesky factor, ``W = L^{-T}`` (an order of magnitude faster than the
+eigendecomposition).
+
+The kernel's hyperparameters (``gamma``, a Gaussian process's fitted ``kernel_``)
+are held fixed: influences are derivatives of the optimum at fixed kernel.
+"""
+
+import numpy as np
+from scipy.linalg import LinAlgError, cholesky, eigh, solve_triangular
+from sklearn.metrics.pairwise import pairwise_kernels
+
+from .._utils import dense
+
+#: Reconstructed decision values must match the estimator's to this, relative to
+#: max(1, max |z|): else the kernel was not rebuilt as the estimator computes it.
+RECONSTRUCTION_RTOL = 1e-6
+
+
+class KernelMap:
+    """φ(x) = K(x, X_B) W, and the maps between w and β.
+
+    Any W with ``W Wᵀ = K_BB⁻¹`` gives the same inner products
+    ``φ(x)·φ(z) = K(x, X_B) K_BB⁻¹ K(X_B, z)``: the Cholesky factor's
+    ``W = L^{-T}`` (``K_BB = L Lᵀ``, fast) when ``K_BB`` is well conditioned, else
+    the eigendecomposition's ``W = U Λ^{-1/2}`` with numerically zero eigenvalues
+    dropped (``r < n_basis`` columns). On the basis ``φ(X_B) = K_BB W``, and
+    ``w = (K_BB W)ᵀ β``, ``β = W w``.
+
+    Parameters
+    ----------
+    cross : callable
+        ``cross(X) -> K(X, X_B)``, shape (n, n_basis), for inputs X as the estimator
+        sees them.
+    gram : ndarray of shape (n_basis, n_basis)
+        ``K_BB`` (symmetrised here).
+    rtol : float, default=None
+        Eigenvalues at most ``rtol · λ_max`` are dropped (numerically zero);
+        None: ``n_basis · ε``, the rank tolerance of ``numpy.linalg.matrix_rank``.
+    """
+
+    #: The Cholesky route is taken when every pivot² ≥ this × the largest diagonal
+    #: entry of K_BB (W's rounding error stays near ε / this).
+    CHOLESKY_MIN_PIVOT = 1e-8
+
+    def __init__(self, cross, gram, rtol=None):
+        gram = dense(gram).astype(np.float64)
+        gram = 0.5 * (gram + gram.T)
+        self.cross = cross
+        self.n_basis = gram.shape[0]
+        factor = _well_conditioned_cholesky(gram, self.CHOLESKY_MIN_PIVOT)
+        if factor is not None:  # W = L^{-T}, φ(X_B) = L
+            self.projection = solve_triangular(
+                factor, np.eye(self.n_basis), lower=True).T
+            self.basis_features = factor
+        else:
+            self.projection, self.basis_features = _eigen_whitening(gram, rtol)
+        self.rank = self.projection.shape[1]
+
+    def __call__(self, X):
+        """φ(X) = K(X, X_B) W, (n, r)."""
+        return np.asarray(dense(self.cross(X)), dtype=np.float64) @ self.projection
+
+    def weights(self, beta):
+        """w = (K_BB W)ᵀ β for dual coefficients β (n_basis, k): W of shape (k, r)."""
+        beta = np.asarray(beta, dtype=np.float64).reshape(self.n_basis, -1)
+        return (self.basis_features.T @ beta).T
+
+    def gram(self):
+        """K_BB as the features see it, φ(X_B) φ(X_B)ᵀ."""
+        return self.basis_features @ self.basis_features.T
+
+    def param_map(self, n_outputs, fit_intercept):
+        """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]`` with B = W (U Λ^{-1/2})ᵀ.
+
+        The reported parameters are the dual coefficients of every output on the
+        basis rows (output by output), then the intercepts.
+        """
+        return DualParams(self.projection, n_outputs, fit_intercept)
+
+
+class DualParams:
+    """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]``, B = W (U Λ^{-1/2})ᵀ."""
+
+    def __init__(self, projection, n_outputs, fit_intercept):
+        self.projection, self.n_outputs = projection, n_outputs
+        self.fit_intercept = fit_intercept
+
+    def __call__(self, rows):
+        rows = np.asarray(rows)
+        k, (m, r) = self.n_outputs, self.projection.shape
+        W = rows[:, : k * r].reshape(len(rows), k, r)
+        B = (W @ self.projection.T).reshape(len(rows), k * m)
+        return np.hstack([B, rows[:, k * r:]]) if self.fit_intercept else B
+
+
+class PairwiseKernel:
+    """``K(X, Y)`` by :func:`sklearn.metrics.pairwise.pairwise_kernels` (a named
+    kernel or a callable on pairs of rows) with fixed parameters."""
+
+    def __init__(self, metric, **params):
+        self.metric, self.params = metric, params
+
+    def __call__(self, X, Y):
+        return pairwise_kernels(X, Y, metric=self.metric, filter_params=True,
+                                **self.params)
+
+
+class CrossKernel:
+    """``X ↦ K(X, X_B)`` for a kernel ``K(X, Y)`` and basis rows ``X_B``."""
+
+    def __init__(self, kernel, basis):
+        self.kernel, self.basis = kernel, basis
+
+    def __call__(self, X):
+        return self.kernel(X, self.basis)
+
+
+def precomputed_rows(X):
+    """``kernel="precomputed"``: test inputs are their kernel rows K(X, X_train)."""
+    return X
+
+
+def training_kernel_map(kernel, X_train):
+    """The whitened map on every training row. ``kernel="precomputed"``: X_train is
+    the training Gram matrix (the map is then :func:`precomputed_rows`)."""
+    if isinstance(kernel, str) and kernel == "precomputed":
+        return KernelMap(precomputed_rows, X_train)
+    return KernelMap(CrossKernel(kernel, X_train), kernel(X_train, X_train))
+
+
+def _well_conditioned_cholesky(gram, min_pivot):
+    """Lower Cholesky factor of K_BB, or None if it fails or has a tiny pivot."""
+    try:
+        factor = cholesky(gram, lower=True, check_finite=False)
+    except LinAlgError:
+        return None
+    scale = max(float(np.max(np.diag(gram))), 0.0)
+    if not np.min(np.diag(factor)) ** 2 >= min_pivot * scale:
+        return None
+    return factor
+
+
+def _eigen_whitening(gram, rtol):
+    """(U Λ^{-1/2}, U Λ^{1/2}) over the eigenvalues above ``rtol · λ_max``."""
+    m = gram.shape[0]
+    lam, U = eigh(gram, check_finite=False)
+    rtol = m * np.finfo(np.float64).eps if rtol is None else rtol
+    keep = lam > rtol * max(lam[-1], 0.0)
+    if not keep.any():
+        raise ValueError("The kernel matrix of the training rows is zero: the "
+                         "kernel machine has no features to explain.")
+    U, lam = U[:, keep], lam[keep]
+    return U / np.sqrt(lam), U * np.sqrt(lam)
+
+
+def check_reconstruction(Z, Z_model, name):
+    """φ(X)·w + b must be the estimator's own decision values on its training rows.
+
+    Parameters
+    ----------
+    Z, Z_model : ndarray of shape (n, k)
+        Rebuilt and the estimator's decision values (predictions for regressors).
+    name : str
+        The estimator, for the message.
+    """
+    Z_model = np.asarray(Z_model, dtype=np.float64).reshape(Z.shape)
+    error = np.max(np.abs(Z - Z_model), initial=0.0)
+    scale = max(1.0, np.max(np.abs(Z_model), initial=0.0))
+    if not error <= RECONSTRUCTION_RTOL * scale:
+        raise ValueError(
+            f"Could not rebuild the fitted {name}'s decision values from its dual "
+            f"coefficients and kernel on the training rows (largest difference "
+            f"{error:.1e}): it was fitted on other rows than those given to "
+            "InfluenceExplainer.fit (a FrozenEstimator: pass the data it was fitted "
+            "on), or its kernel does not give the same values when called again (a "
+            "callable kernel with state or randomness: use a deterministic one)."
+        )
