@@ -36,7 +36,7 @@ import operator
 import numpy as np
 import scipy.sparse as sp
 
-from ._scoring import Scorer, check_result_size, output_grams, solve_rows
+from ._scoring import Scorer, output_grams, solve_rows
 from ._utils import dense
 
 #: Per-row attributes of a LinearObjective: sliced per chunk (first axis: rows).
@@ -101,7 +101,8 @@ def check_chunked_X(X, input_name="X"):
     if sp.issparse(getattr(X, "_meta", None)):
         raise TypeError(f"{input_name} has sparse chunks; chunked training data must "
                         "be dense (call .map_blocks(lambda b: b.toarray())).")
-    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+    if not np.issubdtype(X.dtype, np.number) or \
+            np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{input_name} must hold real numbers; got dtype {X.dtype}.")
     return X.astype(np.float64).rechunk({1: -1})
 
