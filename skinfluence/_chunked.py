@@ -43,6 +43,9 @@ from ._utils import dense
 ROW_ATTRIBUTES = ("y", "sample_weight", "class_weight", "groups", "weighted_mask",
                   "train_dz", "pinned")
 
+#: Largest block of scores (test rows × training rows) a chunk's top-k forms at once.
+TOP_BLOCK_BYTES = 2**24
+
 
 def is_chunked(X):
     """Whether X is a Dask collection (array or DataFrame), without importing dask."""
@@ -149,6 +152,23 @@ def _run(fn, shell, X, rows, first, args, kwargs):
     return fn(_local(shell, np.asarray(X), rows, first), *args, **kwargs)
 
 
+def _row_blocks(v, bounds):
+    """A per-row numpy array cut in the training rows' chunks, one block per chunk.
+
+    Under a ``distributed`` client the blocks are scattered to the workers once
+    (futures), not embedded in every pass's task graph; with the local schedulers
+    they are views of ``v``.
+    """
+    blocks = [v[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return blocks
+    return client.scatter(blocks)
+
+
 def _combine(combine, *parts):
     out = parts[0]
     for part in parts[1:]:
@@ -183,6 +203,9 @@ class RowChunks:
         self.shell = _shell(risk)
         self.bounds = np.concatenate([[0], np.cumsum(risk.X.chunks[0])]).astype(int)
         self.verbose = verbose
+        # the per-row arrays in X's row chunks, one block per chunk
+        self._row_blocks = {name: _row_blocks(v, self.bounds)
+                            for name, v in self.rows.items()}
 
     @property
     def n_chunks(self):
@@ -194,12 +217,13 @@ class RowChunks:
         dask, _ = _dask()
         delayed = dask.delayed
         shell, args = delayed(self.shell), delayed(args)  # one key, shared by all
-        per_row = per_row or {}
+        per_row = {name: _row_blocks(v, self.bounds)
+                   for name, v in (per_row or {}).items()}
         tasks = []
         for i, block in enumerate(self.X.to_delayed()[:, 0]):
-            a, b = self.bounds[i], self.bounds[i + 1]
-            rows = {name: v[a:b] for name, v in self.rows.items()}
-            kw = dict(kwargs or {}, **{name: v[a:b] for name, v in per_row.items()})
+            a = self.bounds[i]
+            rows = {name: v[i] for name, v in self._row_blocks.items()}
+            kw = dict(kwargs or {}, **{name: v[i] for name, v in per_row.items()})
             if first:
                 kw["first"] = int(a)
             tasks.append(delayed(_run, pure=False)(fn, shell, block, rows, a, args, kw))
@@ -397,9 +421,16 @@ def _top_candidates(idx, scores, k, sign):
 
 
 def _chunk_top(local, V, offsets, k, sign, first):
-    block = _score_block(local, V, offsets)
-    idx = np.broadcast_to(first + np.arange(block.shape[1]), block.shape)
-    return (*_top_candidates(idx, block, k, sign), block.any(axis=1))
+    """Top-k candidates of one chunk, in blocks of at most ``TOP_BLOCK_BYTES``."""
+    G = _train_rows(local, offsets)
+    step = max(k, TOP_BLOCK_BYTES // (8 * max(V.shape[0], 1)))
+    merge, best = _merge_top(k, sign), None
+    for a in range(0, G.shape[0], step):
+        block = V @ G[a:a + step].T
+        idx = np.broadcast_to(first + a + np.arange(block.shape[1]), block.shape)
+        found = (*_top_candidates(idx, block, k, sign), block.any(axis=1))
+        best = found if best is None else merge(best, found)
+    return best
 
 
 def _merge_top(k, sign):

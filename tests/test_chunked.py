@@ -105,7 +105,11 @@ def test_chunked_equals_in_memory(name, chunks):
                ref.leave_one_out(Xt, yt, method="newton"))
 
 
-def test_two_chunkings_agree_and_test_set_may_be_dask():
+def test_two_chunkings_agree_and_test_set_may_be_dask(monkeypatch):
+    import skinfluence._chunked
+
+    # each chunk's top-k is then found in blocks of 7 training rows
+    monkeypatch.setattr(skinfluence._chunked, "TOP_BLOCK_BYTES", 8 * 40 * 7)
     _, a, Xt, yt = _pair("logistic", 97)
     _, b, _, _ = _pair("logistic", 250)
     Xtd = da.from_array(Xt, chunks=9)
