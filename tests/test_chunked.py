@@ -9,12 +9,17 @@ import numpy as np
 import pytest
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import (
+    GammaRegressor,
+    Lasso,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
     PoissonRegressor,
     Ridge,
+    RidgeClassifier,
+    SGDClassifier,
 )
+from sklearn.svm import SVC, LinearSVC
 
 from skinfluence import InfluenceExplainer
 
@@ -202,3 +207,36 @@ def test_unpenalised_logistic_newton_refused_cv_model_explained():
     ref = InfluenceExplainer(FrozenEstimator(cv)).fit(X, y)
     got = InfluenceExplainer(FrozenEstimator(cv)).fit(Xd, y).loss_influence(Xt, yt)
     _close(got, ref.loss_influence(Xt, yt))
+
+
+@pytest.mark.parametrize("model, kind, options", [
+    (RidgeClassifier(alpha=1.0), "binary", {}),
+    (SGDClassifier(loss="log_loss", alpha=0.01, tol=1e-12, max_iter=5000,
+                   random_state=0), "binary", {}),
+    (Lasso(alpha=0.05, tol=1e-12, max_iter=100000), "real", {}),
+    (GammaRegressor(alpha=0.1, solver="newton-cholesky", tol=1e-12), "count", {}),
+    (LinearSVC(C=0.5, tol=1e-10, max_iter=100000), "binary", {"smoothing": 0.1}),
+], ids=lambda v: type(v).__name__ if hasattr(v, "fit") else None)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::skinfluence.FlatTestLossWarning")
+def test_other_families_through_the_generic_path(model, kind, options):
+    X, y, _, Xt, yt = _data(kind)
+    if kind == "count":  # Gamma: positive targets
+        y, yt = y + 0.5, yt + 0.5
+    fitted = model.fit(X, y)
+    ref = InfluenceExplainer(FrozenEstimator(fitted), **options).fit(X, y)
+    chunked = InfluenceExplainer(FrozenEstimator(fitted), **options).fit(
+        da.from_array(X, chunks=77), y)
+    _close(chunked.loss_influence(Xt, yt), ref.loss_influence(Xt, yt))
+    idx, scores = chunked.most_influential(Xt, yt, k=4, kind="abs")
+    ref_idx, ref_scores = ref.most_influential(Xt, yt, k=4, kind="abs")
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-10)
+
+
+def test_exact_hinge_refused_on_chunks():
+    X, y, _, _, _ = _data("binary")
+    svc = SVC(kernel="linear", C=0.5).fit(X, y)
+    with pytest.raises(NotImplementedError, match="smoothing > 0"):
+        InfluenceExplainer(FrozenEstimator(svc), smoothing=0).fit(
+            da.from_array(X, chunks=100), y)
