@@ -556,6 +556,32 @@ class ChunkedScorer(Scorer):
         warn_no_optimum(defects, "row", stacklevel=4)
         return out
 
+    def newton_steps(self, rows):
+        """θ̂_{−j} − θ̂ by one Newton step (free parameters) for the training rows
+        ``rows`` (gathers only those): Δθ_j = (s_j/n) H⁻¹ U_j (I − M_j)⁻¹ w_j, NaN
+        for removals without a refit (one NoOptimumWarning) or an indefinite step."""
+        from ._removal import INDEFINITE, newton_weights, warn_no_optimum
+
+        obj, n = self.risk, self.n_train
+        if obj.weight_jacobian is not None:
+            refuse("param_change(method='newton') with class weights that depend on "
+                   "the sample weights (class_weight='balanced', normalised GLM/Lasso "
+                   "weights)")
+        local = self.rows.take(rows)
+        M = _leverage_matrices(local, self.solver, n)
+        q, indefinite = newton_weights(M, local.class_weight * local.training_dz())
+        all_defects = single_row_defects(obj)
+        defects = {i: all_defects[int(j)] for i, j in enumerate(rows)
+                   if int(j) in all_defects}
+        defects.update({int(i): INDEFINITE for i in np.flatnonzero(indefinite)
+                        if i not in defects})
+        q[list(defects)] = 0.0
+        G = dense(local.row_gradients(local.X, q * (local.sample_weight / n)[:, None]))
+        steps = -solve_rows(self.solver, G)  # H⁻¹ U_j q_j s_j / n
+        steps[list(defects)] = np.nan
+        warn_no_optimum(defects, "row", stacklevel=4)
+        return steps
+
     # what needs every training row at once
     def output_grams(self):
         refuse("output_grams")

@@ -834,8 +834,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             n = len(self.sample_weight_)
             return -(self.sample_weight_[rows] / n)[:, None] * \
                 self.param_influence(rows)
-        if self._chunked:
-            _chunked.refuse(f"param_change(method={method!r})")
+        if self._chunked:  # only the rows asked for are gathered
+            if method == "exact":
+                _chunked.refuse("param_change(method='exact')")
+            out = np.zeros((len(rows), len(self.params_)))
+            out[:, self.risk_.free] = self._scoring().newton_steps(rows)
+            return out
         steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method, verbose=self.verbose)
         out = np.zeros((len(rows), len(self.params_)))

@@ -77,7 +77,7 @@ def _pair(name, chunks, weighted=True):
 def _close(lazy, reference, rtol=1e-10):
     assert isinstance(lazy, da.Array)
     got = lazy.compute()
-    scale = np.abs(reference).max()
+    scale = np.nanmax(np.abs(reference))
     assert scale > 0
     np.testing.assert_allclose(got, reference, rtol=0, atol=rtol * scale)
 
@@ -108,6 +108,12 @@ def test_chunked_equals_in_memory(name, chunks):
     if name != "poisson":  # normalised weights: refused below
         _close(chunked.leave_one_out(Xt, yt, method="newton"),
                ref.leave_one_out(Xt, yt, method="newton"))
+        np.testing.assert_allclose(chunked.param_change(rows),
+                                   ref.param_change(rows), rtol=1e-10, atol=1e-15)
+        frame = chunked.most_influential(Xt, yt, k=2, as_frame=True, method="newton")
+        expected = ref.most_influential(Xt, yt, k=2, as_frame=True, method="newton")
+        np.testing.assert_allclose(frame["loo_change"], expected["loo_change"],
+                                   rtol=1e-9)
 
 
 def test_two_chunkings_agree_and_test_set_may_be_dask(monkeypatch):
@@ -185,6 +191,8 @@ def test_methods_needing_rows_in_memory_refuse_clearly():
         (lambda: chunked.summary_frame(), "summary_frame"),
         (lambda: chunked.perturbation_influence(Xt, yt), "perturbation"),
         (lambda: chunked.param_change([0]), "param_change"),
+        (lambda: chunked.most_influential(Xt, yt, as_frame=True, method="newton"),
+         "param_change"),
     ]:
         with pytest.raises(NotImplementedError, match=f"{what}.*chunked"):
             call()
@@ -240,3 +248,35 @@ def test_exact_hinge_refused_on_chunks():
     with pytest.raises(NotImplementedError, match="smoothing > 0"):
         InfluenceExplainer(FrozenEstimator(svc), smoothing=0).fit(
             da.from_array(X, chunks=100), y)
+
+
+def test_newton_removal_without_refit_is_nan_with_a_warning_as_in_memory():
+    """Row 0 is the only row of class 1: removing it leaves one class."""
+    from skinfluence import NoOptimumWarning
+
+    X, _, _, Xt, _ = _data("binary")
+    y = np.zeros(N, dtype=int)
+    y[0] = 1
+    model = LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12).fit(X, y)
+    ref = InfluenceExplainer(FrozenEstimator(model)).fit(X, y)
+    chunked = InfluenceExplainer(FrozenEstimator(model)).fit(
+        da.from_array(X, chunks=97), y)
+    yt = np.zeros(len(Xt), dtype=int)
+    with pytest.warns(NoOptimumWarning, match="row 0: class 1"):
+        expected = ref.leave_one_out(Xt, yt, method="newton")
+    with pytest.warns(NoOptimumWarning, match="row 0: class 1"):
+        got = chunked.leave_one_out(Xt, yt, method="newton")
+    assert np.isnan(expected[:, 0]).all()
+    _close(got, expected)
+    with pytest.warns(NoOptimumWarning, match="row 0: class 1"):
+        steps = chunked.param_change([3, 0])
+    assert np.isnan(steps[1]).all() and np.isfinite(steps[0]).all()
+
+
+def test_verbose_shows_dasks_progress_bar(capsys):
+    X, y, _, Xt, yt = _data("binary")
+    model = LogisticRegression().fit(X, y)
+    explainer = InfluenceExplainer(FrozenEstimator(model), verbose=1).fit(
+        da.from_array(X, chunks=100), y)
+    explainer.most_influential(Xt, yt, k=2)
+    assert "100% Completed" in capsys.readouterr().out
