@@ -571,15 +571,14 @@ class ChunkedScorer(Scorer):
         M = _leverage_matrices(local, self.solver, n)
         q, indefinite = newton_weights(M, local.class_weight * local.training_dz())
         all_defects = single_row_defects(obj)
-        defects = {i: all_defects[int(j)] for i, j in enumerate(rows)
-                   if int(j) in all_defects}
-        defects.update({int(i): INDEFINITE for i in np.flatnonzero(indefinite)
-                        if i not in defects})
-        q[list(defects)] = 0.0
+        named = {int(j): all_defects.get(int(j), INDEFINITE) for i, j in
+                 enumerate(rows) if int(j) in all_defects or indefinite[i]}
+        bad = np.isin(rows, list(named))
+        q[bad] = 0.0
         G = dense(local.row_gradients(local.X, q * (local.sample_weight / n)[:, None]))
         steps = -solve_rows(self.solver, G)  # H⁻¹ U_j q_j s_j / n
-        steps[list(defects)] = np.nan
-        warn_no_optimum(defects, "row", stacklevel=4)
+        steps[bad] = np.nan
+        warn_no_optimum(named, "row", stacklevel=4)
         return steps
 
     # what needs every training row at once
