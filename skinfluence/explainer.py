@@ -282,10 +282,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Training data. A ``dask.array`` (or dask DataFrame) stays in its chunks:
+            the estimator must be a fitted ``FrozenEstimator``, and the methods
+            return lazy dask arrays or a top-k (see the user-guide page "Beyond one
+            machine").
         y : array-like of shape (n_samples,)
-            Training labels.
+            Training labels (a dask array is gathered).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights, passed to the estimator's ``fit``.
 
