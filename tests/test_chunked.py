@@ -280,3 +280,23 @@ def test_verbose_shows_dasks_progress_bar(capsys):
         da.from_array(X, chunks=100), y)
     explainer.most_influential(Xt, yt, k=2)
     assert "100% Completed" in capsys.readouterr().out
+
+
+def test_results_do_not_depend_on_the_scheduler_or_its_workers():
+    """The reduction tree is fixed by the chunking: bitwise the same results with
+    one thread (synchronous) and a pool of 4 threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y, sw, Xt, yt = _data("binary")
+    model = LogisticRegression(C=0.5, solver="newton-cholesky").fit(X, y)
+    Xd = da.from_array(X, chunks=41)
+    out = []
+    with ThreadPoolExecutor(4) as pool:
+        for config in ({"scheduler": "synchronous"}, {"pool": pool}):
+            with dask.config.set(**config):
+                explainer = InfluenceExplainer(FrozenEstimator(model)).fit(
+                    Xd, y, sample_weight=sw)
+                out.append((explainer.hessian_, explainer.optimality_,
+                            explainer.most_influential(Xt, yt, k=5)[1]))
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_array_equal(a, b)
