@@ -288,7 +288,7 @@ def test_results_do_not_depend_on_the_scheduler_or_its_workers():
     from concurrent.futures import ThreadPoolExecutor
 
     X, y, sw, Xt, yt = _data("binary")
-    model = LogisticRegression(C=0.5, solver="newton-cholesky").fit(X, y)
+    model = LogisticRegression(C=0.5, solver="newton-cholesky").fit(X, y, sw)
     Xd = da.from_array(X, chunks=41)
     out = []
     with ThreadPoolExecutor(4) as pool:
