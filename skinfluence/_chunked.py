@@ -152,21 +152,30 @@ def _run(fn, shell, X, rows, first, args, kwargs):
     return fn(_local(shell, np.asarray(X), rows, first), *args, **kwargs)
 
 
-def _row_blocks(v, bounds):
-    """A per-row numpy array cut in the training rows' chunks, one block per chunk.
+def _row_blocks(v, row_chunks):
+    """A per-row numpy array cut in the training rows' chunks, one delayed block each.
 
-    Under a ``distributed`` client the blocks are scattered to the workers once
-    (futures), not embedded in every pass's task graph; with the local schedulers
-    they are views of ``v``.
+    Under a ``distributed`` client the blocks are persisted on the workers once, not
+    embedded in every pass's task graph; their tasks hold the data, so the scheduler
+    rebuilds the blocks of a worker that is lost (scattered data would be gone).
+    With the local schedulers they are views of ``v``.
     """
-    blocks = [v[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    import warnings
+
+    _, da = _dask()
+    arr = da.from_array(v, chunks=(row_chunks,) + v.shape[1:])
     try:
         from distributed import default_client
 
-        client = default_client()
+        default_client()
     except (ImportError, ValueError):
-        return blocks
-    return client.scatter(blocks)
+        pass
+    else:
+        with warnings.catch_warnings():  # sent once, on purpose
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            arr = arr.persist()
+    # optimize_graph=False: the blocks keep the persisted futures alive
+    return arr.to_delayed(optimize_graph=False).reshape(len(row_chunks), -1)[:, 0]
 
 
 def _combine(combine, *parts):
@@ -204,7 +213,7 @@ class RowChunks:
         self.bounds = np.concatenate([[0], np.cumsum(risk.X.chunks[0])]).astype(int)
         self.verbose = verbose
         # the per-row arrays in X's row chunks, one block per chunk
-        self._row_blocks = {name: _row_blocks(v, self.bounds)
+        self._row_blocks = {name: _row_blocks(v, risk.X.chunks[0])
                             for name, v in self.rows.items()}
 
     @property
@@ -217,7 +226,7 @@ class RowChunks:
         dask, _ = _dask()
         delayed = dask.delayed
         shell, args = delayed(self.shell), delayed(args)  # one key, shared by all
-        per_row = {name: _row_blocks(v, self.bounds)
+        per_row = {name: _row_blocks(v, self.X.chunks[0])
                    for name, v in (per_row or {}).items()}
         tasks = []
         for i, block in enumerate(self.X.to_delayed()[:, 0]):

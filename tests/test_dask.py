@@ -169,3 +169,53 @@ def test_chunked_training_rows_on_a_local_cluster(tmp_path):
         best = np.take_along_axis(best, order, axis=1)
     np.testing.assert_array_equal(idx, best_idx)
     np.testing.assert_allclose(scores, best, rtol=1e-9)
+
+
+def _small_rows(i):
+    rng = np.random.default_rng(i)
+    X = rng.standard_normal((2000, 5))
+    return X, (X[:, 0] + rng.standard_normal(2000) > 0).astype(int)
+
+
+def _rows_killing_once(i, flag):
+    """``_small_rows(i)``; the first time chunk 3 is built, its worker process dies
+    (the file ``flag`` records that it happened)."""
+    import os
+
+    if i == 3 and os.path.exists(flag + ".armed") and not os.path.exists(flag):
+        open(flag, "w").close()
+        os._exit(1)
+    return _small_rows(i)
+
+
+@pytest.mark.slow
+def test_chunked_results_exact_after_a_worker_dies(tmp_path):
+    """A worker lost mid-computation: Dask reruns its tasks, the results are exact."""
+    import os
+
+    import dask.array as da
+    from sklearn.frozen import FrozenEstimator
+
+    flag = str(tmp_path / "killed")
+    X_mem = np.vstack([_small_rows(i)[0] for i in range(8)])
+    y_mem = np.concatenate([_small_rows(i)[1] for i in range(8)])
+    model = LogisticRegression(solver="newton-cholesky", tol=1e-12).fit(X_mem, y_mem)
+    reference = InfluenceExplainer(model).fit(X_mem, y_mem)
+    X = da.map_blocks(lambda block_id=None: _rows_killing_once(block_id[0], flag)[0],
+                      dtype=float, chunks=((2000,) * 8, (5,)))
+    y = da.map_blocks(lambda block_id=None: _rows_killing_once(block_id[0], flag)[1],
+                      dtype=int, chunks=((2000,) * 8,))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  local_directory=tmp_path,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        explainer = InfluenceExplainer(FrozenEstimator(model)).fit(X, y)
+        open(flag + ".armed", "w").close()  # the death comes while scoring
+        idx, scores = explainer.most_influential(X_mem[:20], y_mem[:20], k=5)
+        self_inf = explainer.self_influence().compute()
+    assert os.path.exists(flag)  # a worker did die
+    np.testing.assert_allclose(explainer.hessian_, reference.hessian_, rtol=1e-12)
+    ref_idx, ref_scores = reference.most_influential(X_mem[:20], y_mem[:20], k=5)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-10)
+    np.testing.assert_allclose(self_inf, reference.self_influence(), rtol=1e-10)
