@@ -10,8 +10,9 @@ and weights), a plain in-memory ``LinearObjective``, so the per-row mathematics 
 in-memory code itself:
 
 ``RowChunks.reduce(fn, combine)``
-    ``combine`` of ``fn(local)`` over the chunks, a pairwise tree (Gram-like sums:
-    the Hessian, the gradient; per-chunk top-k candidates). Small results, numpy.
+    ``combine`` of ``fn(local)`` over the chunks, a tree of fan-in 8 (Gram-like
+    sums: the Hessian, the gradient; per-chunk top-k candidates). Small results,
+    numpy; the tree depends only on the chunking, never on the workers.
 ``RowChunks.map(fn, shape)``
     ``fn(local)`` for every chunk, concatenated lazily along the training rows: a
     ``dask.array`` chunked like X (scores, leverages, self-influence).
@@ -25,9 +26,10 @@ explainer uses. The Hessian solver only sees ``hessian()`` and the fixed directi
 so it does not branch on the kind of array.
 
 What stays in the client: θ̂, the p × p Hessian and its inverse, the test rows, and
-the per-row labels and weights (y, sample and class weights: 8–32 bytes per row, which
-the family's objective builder needs as arrays); X (8·d bytes per row) and every
-n_test × n_train result stay on the workers or lazy.
+the per-row labels and weights (y, sample and class weights: about 48 bytes per row,
+which the family's objective builder needs as arrays; sent once to the workers, see
+``_row_blocks``); X (8·d bytes per row) and every n_test × n_train result stay on the
+workers or lazy.
 """
 
 import copy
