@@ -438,8 +438,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self.risk_
         out = self._scoring().score(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
-        if not _chunked.is_chunked(out):  # lazy: not computed here
-            _warn_flat_test_loss(~out.any(axis=1))
+        _warn_flat_test_loss(self._flat_rows(out, Xv, y_enc, loss))
         return out
 
     def test_set_influence(self, X: MatrixLike, y: ArrayLike | None = None, *,
@@ -668,8 +667,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out = scoring.score(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
             row_scale=scale)
-        if not _chunked.is_chunked(out):  # lazy: not computed here
-            _warn_flat_test_loss(~out.any(axis=1))
+        _warn_flat_test_loss(self._flat_rows(out, Xv, y_enc, loss))
         return out
 
     def group_influence(self, groups: ArrayLike, X: MatrixLike, y: ArrayLike,
@@ -1016,6 +1014,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     def _chunked(self):
         """Whether the training rows are chunks of a dask array (``_chunked``)."""
         return getattr(self._scorer, "chunked", False)
+
+    def _flat_rows(self, out, Xv, y_enc, loss):
+        """Test rows whose scores are all zero; for a lazy result (not computed
+        here), those whose test-loss gradient is zero."""
+        if not _chunked.is_chunked(out):
+            return ~out.any(axis=1)
+        return ~dense(self.risk_.test_gradients(Xv, y_enc, loss)).any(axis=1)
 
     def _validate_chunked(self, X, y, sample_weight):
         """Dask training data: X checked lazily, y and sample_weight gathered.

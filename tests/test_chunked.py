@@ -242,6 +242,23 @@ def test_other_families_through_the_generic_path(model, kind, options):
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-10)
 
 
+def test_flat_test_losses_warned_for_lazy_results_too():
+    from skinfluence import FlatTestLossWarning
+
+    X, y, _, Xt, yt = _data("binary")
+    svm = LinearSVC(C=0.5, tol=1e-10, max_iter=100000).fit(X, y)
+    ref = InfluenceExplainer(FrozenEstimator(svm), smoothing=0.1).fit(X, y)
+    chunked = InfluenceExplainer(FrozenEstimator(svm), smoothing=0.1).fit(
+        da.from_array(X, chunks=77), y)
+    for method in ("loss_influence", "leave_one_out"):
+        with pytest.warns(FlatTestLossWarning) as expected:
+            getattr(ref, method)(Xt, yt)
+        with pytest.warns(FlatTestLossWarning) as got:
+            getattr(chunked, method)(Xt, yt)
+        assert str(got[0].message) == str(expected[0].message)
+        assert str(got[0].message).startswith("8 of 40")
+
+
 def test_exact_hinge_refused_on_chunks():
     X, y, _, _, _ = _data("binary")
     svc = SVC(kernel="linear", C=0.5).fit(X, y)
