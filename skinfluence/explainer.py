@@ -1013,7 +1013,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     @property
     def _chunked(self):
         """Whether the training rows are chunks of a dask array (``_chunked``)."""
-        return getattr(self._scorer, "chunked", False)
+        return getattr(getattr(self, "_scorer", None), "chunked", False)
 
     def _flat_rows(self, out, Xv, y_enc, loss):
         """Test rows whose scores are all zero; for a lazy result (not computed
