@@ -117,7 +117,7 @@ def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     obj = explainer.risk_
     unique, where = np.unique(rows, return_inverse=True)
     where = where.reshape(rows.shape)
-    steps = _newton_steps(explainer)[unique][:, obj.free]  # (m, p_free)
+    steps = _newton_steps(explainer, unique)[:, obj.free]  # (m, p_free)
     Z = obj.decision(Xv)  # (n_test, n_outputs)
     if not obj.linear:  # a network: the test outputs at each row's stepped weights
         moved = np.stack([obj.decision_at(Xv, obj.params + step) for step in steps])
@@ -132,11 +132,16 @@ def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):
     return after.reshape(n_test, k) - before[:, None]
 
 
-def _newton_steps(explainer):
-    """Δθ_j of one Newton step without each row j, over all of θ
-    (``param_change(method="newton")`` before the public layout ``reported``)."""
-    steps = removal_steps(explainer.risk_, explainer.hessian_solver_,
+def _newton_steps(explainer, rows=None):
+    """Δθ_j of one Newton step without each row j (all rows when None), over all of
+    θ: ``param_change(rows, method="newton")`` where ``params_`` is θ itself, else
+    the removal steps before the public layout (``risk_.reported``)."""
+    risk = explainer.risk_
+    if risk.param_map is None and risk.reported_mask.all():
+        return explainer.param_change(rows, method="newton")
+    steps = removal_steps(risk, explainer.hessian_solver_,
                           explainer.hessian_solver_.damped_hessian(), "newton")
+    steps = steps if rows is None else steps[rows]
     return np.where(np.isnan(steps).any(axis=1, keepdims=True), np.nan, steps)
 
 

@@ -16,12 +16,14 @@ from sklearn.base import (
     is_regressor,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from . import _chunked
 from ._hessian import make_solver
 from ._removal import (
     check_groups,
@@ -302,10 +304,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Training data. A ``dask.array`` (or dask DataFrame) stays in its chunks:
+            the estimator must be a fitted ``FrozenEstimator``, and the methods
+            return lazy dask arrays or a top-k (see the user-guide page "Beyond one
+            machine").
         y : array-like of shape (n_samples,)
-            Training labels.
+            Training labels (a dask array is gathered).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights, passed to the estimator's ``fit``.
 
@@ -325,9 +330,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._validate_params()
         builder = objective_builder(self.estimator)
         pipeline = pipeline_of(self.estimator)
+        chunked = _chunked.is_chunked(X)
         # The explainer keeps private copies of its training data: later results must
         # not follow the caller's arrays (an in-place ``X *= 3`` after fit).
-        if pipeline is None:
+        if chunked:  # rows stay in their chunks; labels and weights are gathered
+            Xv, yv, sample_weight = self._validate_chunked(X, y, sample_weight)
+        elif pipeline is None:
             Xv, yv = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64,
                                    multi_output=is_regressor(unwrap(self.estimator)),
                                    copy=True)
@@ -344,7 +352,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         fit_params = {}
         if sample_weight is not None:
             fit_params[sample_weight_param(self.estimator)] = sample_weight
-        self.estimator_.fit(X, y, **fit_params)
+        if not chunked:  # chunked: a FrozenEstimator, fitted already
+            self.estimator_.fit(X, y, **fit_params)
         if pipeline is not None:  # its transform may return X itself: copy
             Xv = self._model_input(X, copy=True)
         model = unwrap(self.estimator_)
@@ -353,11 +362,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             self.classes_ = model.classes_
         self.X_fit_ = Xv
         self.sample_weight_ = sw
-        self.training_index_ = _row_index(X, len(sw))
+        self.training_index_ = np.arange(len(sw)) if chunked else \
+            _row_index(X, len(sw))
         self._fit_damping = self.damping  # H + λI is factorised with this λ
         self._fitted_state = fitted_state(self.estimator_)
 
         objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
+        if chunked:  # the row sums: one reduction over the chunks
+            _chunked.check_chunkable(objective, self.hessian_solver)
+            objective = _chunked.ChunkedObjective(objective, verbose=self.verbose)
         self.risk_ = objective
         self.params_ = objective.reported(objective.params[None])[0]  # public layout
         _check_finite(self.params_, "coef_ or intercept_", model)
@@ -369,7 +382,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self.hessian_ = self.hessian_solver_.hessian  # None unless "cholesky"
         # n·∂(∇R)/∂s_j of every training row (dense, or sparse for sparse X): every
         # score is a product of these with the solved test side
-        self._scorer = Scorer(objective, self.hessian_solver_)
+        self._scorer = (_chunked.ChunkedScorer if chunked else Scorer)(
+            objective, self.hessian_solver_)
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(objective.params), initial=0.0))
         self.optimality_ = float(np.max(np.abs(step), initial=0.0) / scale)
@@ -447,7 +461,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self.risk_
         out = self._scoring().score(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
-        _warn_flat_test_loss(~out.any(axis=1), self)
+        _warn_flat_test_loss(self._flat_rows(out, Xv, y_enc, loss), self)
         return out
 
     def test_set_influence(self, X: MatrixLike, y: ArrayLike | None = None, *,
@@ -602,6 +616,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._check_unchanged()
         obj = self.risk_
         scoring = self._scoring()
+        if self._chunked:
+            return scoring.self_influence()
         out = np.empty(obj.X.shape[0])
 
         def batch(sl, dest):
@@ -660,9 +676,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         y_enc = self._encode(y, Xv)
         loss = self._test_loss(test_loss)
         scoring = self._scoring()
-        if method == "newton" and self.hessian_ is None:
+        if method == "newton" and (self.hessian_ is None or self._chunked):
             return scoring.newton_loss_changes(Xv, y_enc, loss)
         if method in ("newton", "exact"):
+            if self._chunked:
+                _chunked.refuse("leave_one_out(method='exact')")
             scoring.check_result_size((Xv.shape[0], len(self.sample_weight_)))
             steps = removal_steps(obj, self.hessian_solver_, self._damped_hessian(),
                                   method, verbose=self.verbose)
@@ -672,7 +690,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         out = scoring.score(
             Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
             row_scale=scale)
-        _warn_flat_test_loss(~out.any(axis=1), self)
+        _warn_flat_test_loss(self._flat_rows(out, Xv, y_enc, loss), self)
         return out
 
     def group_influence(self, groups: ArrayLike, X: MatrixLike, y: ArrayLike,
@@ -706,6 +724,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
             )
+        if self._chunked:
+            _chunked.refuse("group_influence")
         n = len(self.sample_weight_)
         members = check_groups(groups, n)
         Xv = self._validate_X(X)  # as the explained model sees it
@@ -765,6 +785,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         from .perturbation import perturbation_influence
 
+        if self._chunked:
+            _chunked.refuse("perturbation_influence")
         return perturbation_influence(self, X, y, indices, space=space,
                                       test_loss=test_loss)
 
@@ -836,6 +858,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             n = len(self.sample_weight_)
             return -(self.sample_weight_[rows] / n)[:, None] * \
                 self.param_influence(rows)
+        if self._chunked:  # only the rows asked for are gathered
+            if method == "exact":
+                _chunked.refuse("param_change(method='exact')")
+            out = np.zeros((len(rows), len(self.risk_.free)))
+            out[:, self.risk_.free] = self._scoring().newton_steps(rows)
+            return self.risk_.reported(out)
         steps = removal_steps(self.risk_, self.hessian_solver_,
                               self._damped_hessian(), method, verbose=self.verbose)
         out = steps[rows]  # over all of θ
@@ -881,6 +909,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         from .diagnostics import summary_frame
 
+        if self._chunked:
+            _chunked.refuse("summary_frame")
         return summary_frame(self, dfbetas=dfbetas)
 
     # -- fitted state for analyses -------------------------------------------------
@@ -1005,6 +1035,46 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         return tags
 
     # -- internals ----------------------------------------------------------------
+    @property
+    def _chunked(self):
+        """Whether the training rows are chunks of a dask array (``_chunked``)."""
+        return getattr(getattr(self, "_scorer", None), "chunked", False)
+
+    def _flat_rows(self, out, Xv, y_enc, loss):
+        """Test rows whose scores are all zero; for a lazy result (not computed
+        here), those whose test-loss gradient is zero."""
+        if not _chunked.is_chunked(out):
+            return ~out.any(axis=1)
+        return ~dense(self.risk_.test_gradients(Xv, y_enc, loss)).any(axis=1)
+
+    def _validate_chunked(self, X, y, sample_weight):
+        """Dask training data: X checked lazily, y and sample_weight gathered.
+
+        Only a prefitted estimator (``FrozenEstimator``) is explained on chunks;
+        the estimator is never fitted on them here.
+        """
+        if not isinstance(self.estimator, FrozenEstimator) or \
+                pipeline_of(self.estimator) is not None:
+            raise TypeError(
+                "With dask training data the model must be fitted already (e.g. on a "
+                "sample, or by dask-ml) and wrapped in sklearn.frozen.FrozenEstimator; "
+                f"got {type(self.estimator).__name__}. Pipelines are not supported on "
+                "chunks: transform the dask array first."
+            )
+        Xv = _chunked.check_chunked_X(X)
+        yv = _chunked.gather_vector(y, "y")
+        sample_weight = _chunked.gather_vector(sample_weight, "sample_weight")
+        yv = check_array(yv, ensure_2d=False, dtype=None, input_name="y")
+        if yv.shape[0] != Xv.shape[0]:
+            raise ValueError(
+                f"X has {Xv.shape[0]} rows but y has {yv.shape[0]}: one label per "
+                "training row is needed."
+            )
+        self.n_features_in_ = Xv.shape[1]
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return Xv, yv, sample_weight
+
     def _scoring(self):
         """The scorer built at fit, with the current batch, job and memory settings."""
         return self._scorer.with_settings(
