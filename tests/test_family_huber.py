@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from _oracle import (
     EstimatorRefit,
     TightHuberRegressor,
@@ -220,20 +221,11 @@ def test_sklearns_own_fit_stops_near_the_optimum():
     assert 1e-7 < explainer.optimality_ < 1e-4
 
 
-_SHAPE_REASON = (
-    "transform returns one column per training row, so fits on weighted and on "
-    "repeated/dropped rows return matrices of different widths"
-)
-
-
 @parametrize_with_checks(
     # a stronger penalty: the checks fit tiny data where few rows are inside the
     # threshold (no curvature from the others)
     [InfluenceExplainer(HuberRegressor(alpha=1.0, max_iter=1000))],
-    expected_failed_checks=lambda est: {
-        "check_sample_weight_equivalence_on_dense_data": _SHAPE_REASON,
-        "check_sample_weight_equivalence_on_sparse_data": _SHAPE_REASON,
-    },
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_huber(estimator, check):
     check(estimator)

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, split
 from sklearn.datasets import load_diabetes, make_regression
 from sklearn.linear_model import QuantileRegressor
@@ -143,10 +144,7 @@ def test_newton_is_undefined_for_pinned_rows_and_zero_elsewhere():
 
 @parametrize_with_checks(
     [InfluenceExplainer(QuantileRegressor(alpha=0.1))],
-    expected_failed_checks=lambda est: {
-        "check_sample_weight_equivalence_on_dense_data": "one column per row",
-        "check_sample_weight_equivalence_on_sparse_data": "one column per row",
-    },
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_quantile(estimator, check):
     with warnings.catch_warnings():
