@@ -1364,6 +1364,47 @@ def hinge_exact_steps(objective, rows=None, *, tol=1e-9):
     return steps, crossings
 
 
+def _margin_kkt(A_M, q, n, rhs_theta, rhs_margin):
+    """Solve ``q ⊙ θ − A_Mᵀ μ / n = r`` and ``A_M θ = m`` for (θ, μ), for each pair
+    (r, m) of ``rhs_theta``/``rhs_margin``.
+
+    Eliminating the penalised coordinates P (q > 0), θ_P = (r_P + A_M,Pᵀ μ/n) / q_P,
+    leaves a system in μ and the unpenalised coordinates U (e.g. the intercept) of
+    the margin rows' size:
+
+        [A_P diag(1/q_P) A_Pᵀ / n   A_U] [μ  ]   [m − A_P (r_P / q_P)]
+        [A_Uᵀ                        0 ] [θ_U] = [−n r_U             ]
+
+    (a kernel machine's features are as many as its training rows; its margin rows
+    are few). Raises LinAlgError when singular.
+    """
+    P, U = q > 0, q == 0
+    AP, AU = A_M[:, P], A_M[:, U]
+    m, u = A_M.shape[0], int(U.sum())
+    S = np.zeros((m + u, m + u))
+    S[:m, :m] = (AP / q[P]) @ AP.T / n
+    S[:m, m:] = AU
+    S[m:, :m] = AU.T
+    R = np.zeros((m + u, len(rhs_theta)))
+    for i, (r, margin) in enumerate(zip(rhs_theta, rhs_margin, strict=True)):
+        R[:m, i] = margin - AP @ (r[P] / q[P])
+        R[m:, i] = -n * r[U]
+    if m + u:
+        sol = np.linalg.solve(S, R)
+        if not np.all(np.isfinite(sol)):
+            raise np.linalg.LinAlgError("singular margin system")
+    else:
+        sol = R
+    out = []
+    for i, r in enumerate(rhs_theta):
+        theta = np.empty(len(q))
+        mu = sol[:m, i]
+        theta[P] = (r[P] + AP.T @ mu / n) / q[P]
+        theta[U] = sol[m:, i]
+        out.append((theta, mu))
+    return out
+
+
 def _decrement(A, v, mu, q, theta, j, n, tol, c=None, twin=None):
     """Follow the SVM solution as row j's weight goes from v_j to 0.
 
@@ -1382,26 +1423,15 @@ def _decrement(A, v, mu, q, theta, j, n, tol, c=None, twin=None):
         bound = v.copy()
         bound[j] = (1 - t) * v[j]
         # derivative of the right-hand side in t: only row j's bound moves, if inside
-        d = len(q)
-        K = np.zeros((d + len(M), d + len(M)))
-        K[:d, :d] = np.diag(q)
-        K[:d, d:] = -A[M].T / n
-        K[d:, :d] = A[M]
-        rhs = np.zeros(d + len(M))
-        rhs[:d] = A[inside].T @ bound[inside] / n
-        rhs[d:] = c[M]
-        drhs = np.zeros(d + len(M))
-        if state[j] == 1:
-            drhs[:d] = -A[j] * v[j] / n
+        moving = -A[j] * v[j] / n if state[j] == 1 else np.zeros(len(q))
         try:
-            sol = np.linalg.solve(K, rhs)
-            dsol = np.linalg.solve(K, drhs)
+            (th, mu_M), (dth, dmu_M) = _margin_kkt(
+                A[M], q, n, [A[inside].T @ bound[inside] / n, moving],
+                [c[M], np.zeros(len(M))])
         except np.linalg.LinAlgError:
             return None
-        if not np.all(np.isfinite(sol)):
+        if not (np.all(np.isfinite(th)) and np.all(np.isfinite(mu_M))):
             return None
-        th, mu_M = sol[:d], sol[d:]
-        dth, dmu_M = dsol[:d], dsol[d:]
         # the next breakpoint: a margin row's μ hits 0 or its bound, another row's
         # margin reaches 1, or row j (on the margin) hits its shrinking bound
         best, event = 1.0 - t, None
