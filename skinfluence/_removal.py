@@ -594,8 +594,9 @@ def network_removal_steps(objective, hessian, removals, method, damping=0.0, *,
         b = w @ G[rows]
         if basis is not None:
             A, b = basis.T @ A @ basis, basis.T @ b
+        A = 0.5 * (A + A.T)  # also E_G's Hessian at θ̂ (below)
         try:
-            factor = np.linalg.cholesky(0.5 * (A + A.T))
+            factor = np.linalg.cholesky(A)
             step = _cholesky_solve(factor, b)
         except np.linalg.LinAlgError:
             if method == "newton":
@@ -603,8 +604,8 @@ def network_removal_steps(objective, hessian, removals, method, damping=0.0, *,
                 continue
             factor, step = None, np.zeros_like(b)  # exact: descend from θ̂
         if method == "exact":
-            step, reason = _network_exact(objective, rows, factor, step, damping,
-                                          basis, tol, max_iter)
+            step, reason = _network_exact(objective, rows, A, factor, step,
+                                          damping, basis, tol, max_iter)
             if reason is not None:
                 steps[i], failed[i] = np.nan, reason
                 continue
@@ -614,11 +615,12 @@ def network_removal_steps(objective, hessian, removals, method, damping=0.0, *,
     return steps, failed
 
 
-def _network_exact(objective, rows, factor, step, damping, basis, tol, max_iter):
+def _network_exact(objective, rows, A, factor, step, damping, basis, tol,
+                   max_iter):
     """``network_removal_steps``' iterations for one removal: (step, None) at a
-    local minimum of E_G, or (step, reason) where none was reached. ``factor``:
-    the Cholesky factor of the one-step matrix, None where it is indefinite (the
-    iterations then start from θ̂)."""
+    local minimum of E_G, or (step, reason) where none was reached. ``A``: the
+    one-step matrix (E_G's Hessian at θ̂); ``factor``: its Cholesky factor, None
+    where it is indefinite (the iterations then start from θ̂)."""
     theta0 = objective.params
     removed = objective.replace(row_weight=removal_weights(objective, rows))
     tilt = objective.gradient()  # ∇R(θ̂): 0 at an optimum
@@ -633,35 +635,41 @@ def _network_exact(objective, rows, factor, step, damping, basis, tol, max_iter)
     scale = max(1.0, np.abs(theta0).max(initial=0.0))
     # chord: the one-step factorisation reused; each correction must shrink, the
     # first below the Newton step itself
-    u, last = step, np.abs(step).max(initial=0.0)
-    while factor is not None and max_iter:
+    u, last, steps = step, np.abs(step).max(initial=0.0), 0
+    while factor is not None and steps < max_iter:
         delta = _cholesky_solve(factor, at(u)[2])
         size = np.abs(delta).max(initial=0.0)
         if not size <= 0.9 * last:
-            break  # the one-step model is no guide here: descend from θ̂ instead
-        u, last = u - delta, size
+            break
+        u, last, steps = u - delta, size, steps + 1
         if size <= tol * scale:
             return u, None
+    if steps:  # the chord contracted, then stalled: continue from where it got
+        return _network_descent(at, u, damping, basis, tol * scale, max_iter)
+    # the Newton step is undefined, or no guide (the chord diverges at once):
+    # descend from θ̂, where E_G's Hessian is the one-step matrix
     return _network_descent(at, np.zeros_like(step), damping, basis, tol * scale,
-                            max_iter)
+                            max_iter, hessian=A)
 
 
-def _network_descent(at, u, damping, basis, tol, max_iter):
+def _network_descent(at, u, damping, basis, tol, max_iter, hessian=None):
     """Levenberg–Marquardt on E_G from u: steps ``(∇²E_G + μI)⁻¹ ∇E_G`` with μ ≥ 0
     at least what makes the matrix positive definite, accepted when E_G falls by a
     quarter of the quadratic model's prediction (μ then shrinks; otherwise it grows
     tenfold), so the iterates descend into the basin of u. Converged when E_G's
     Hessian is positive definite and its Newton step is below ``tol``: a local
-    minimum.
+    minimum. ``hessian``: E_G's (reduced) Hessian at u, when known.
     Returns (u, None) or (u, reason)."""
     risk, value, g = at(u)
-    mu, H = 0.0, None
+    mu, H, fresh = 0.0, hessian, hessian is not None
     for _ in range(max_iter):
         if H is None:  # E_G's Hessian at the current iterate
             H = risk.hessian() + damping * np.eye(risk.n_params)
             if basis is not None:
                 H = basis.T @ H @ basis
-            H = 0.5 * (H + H.T)
+            H, fresh = 0.5 * (H + H.T), True
+        if fresh:
+            fresh = False
             newton, _ = _shifted_cholesky(H, 0.0, shift=False)
             if newton is not None:  # E_G's Hessian is positive definite here
                 delta = _cholesky_solve(newton, g)
