@@ -33,6 +33,11 @@ separable along unpenalised parameters). Those removals, and those whose Newton 
 is undefined or whose iterations do not converge, are NaN with one
 ``NoOptimumWarning``; removals of rows without weight are exactly 0 (``settle``).
 
+A network (``linear = False``: ``network_removal_steps``) has no leverage form: its
+Newton step factorises the downdated Hessian with the removed rows' exact Hessian,
+and its exact removal iterates on the network's own risk (chord, then
+Levenberg–Marquardt) to a local minimum, for single rows and groups alike.
+
 Groups of rows (``group_steps``: the same Newton step with the group's joint leverage,
 or a direct factorisation of the downdated Hessian, and the exact refit; formulas in
 :mod:`skinfluence.groups`, which is their public face) are removed here too.
