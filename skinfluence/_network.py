@@ -37,6 +37,8 @@ weights (the solvers say so and recommend ``damping``, the paper's λ; with λ >
 influence is that of the damped quadratic model ``R + λ/2 ‖θ − θ̂‖²``).
 """
 
+import copy
+
 import numpy as np
 from scipy.special import expit
 
@@ -152,6 +154,42 @@ class NetworkObjective:
     def params(self):
         """θ = [coefs_[0].ravel(), …, coefs_[L−1].ravel(), intercepts_[0], …]."""
         return np.concatenate([c.ravel() for c in self.coefs] + list(self.intercepts))
+
+    def replace(self, *, params=None, row_weight=None):
+        """A copy of this risk at other parameters or row weights (as
+        :meth:`LinearObjective.replace <skinfluence._objective.LinearObjective.replace>`).
+
+        The risk itself is never modified: removal iterations evaluate
+        ``risk.replace(params=θ, row_weight=w).gradient()`` and ``hessian()``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,), default=None
+            θ in the ``params`` layout.
+        row_weight : ndarray of shape (n, k), default=None
+            ``s_i`` of every (row, output) pair: a network weighs a row's outputs
+            alike, so every column must be equal (the row's sample weight).
+        """
+        new = copy.copy(self)
+        if params is not None:
+            theta = np.array(params, dtype=np.float64).ravel()
+            if theta.shape != (self.n_params,):
+                raise ValueError(f"params must have {self.n_params} entries; got "
+                                 f"{theta.size}.")
+            new.coefs, new.intercepts = self.unpack(theta)
+            new._train_pass = None
+        if row_weight is not None:
+            W = np.asarray(row_weight, dtype=np.float64)
+            if W.shape != self.row_weight.shape or np.any(W != W[:, :1]):
+                raise ValueError(
+                    "row_weight of a network must have shape "
+                    f"{self.row_weight.shape} with equal columns (one sample weight "
+                    "per row)."
+                )
+            new.sample_weight = W[:, 0].copy()
+            new.row_weight = W.copy()
+            new._train_pass = None
+        return new
 
     def reported(self, rows):
         """Rows of θ as the public parameters ``params_``: θ itself."""
@@ -298,6 +336,13 @@ class NetworkObjective:
         acts, _, dZ = self._training_pass()
         return self._backward(acts, dZ), None
 
+    def value(self):
+        """R(θ) = (1/n) Σ_i s_i L(z_i) + ½ θᵀ diag(q) θ at this risk's parameters."""
+        _, Z, _ = self._training_pass()
+        theta = self.params
+        return (self.sample_weight @ self.loss.value_grad(Z, self.y)[0] / self.n_samples
+                + 0.5 * theta @ (self.quad_penalty * theta))
+
     def gradient(self):
         """∇R(θ̂) = (1/n) Σ_i s_i ∇θL(z_i) + (α/n) W (zero at an exact optimum)."""
         acts, _, dZ = self._training_pass()
@@ -384,11 +429,12 @@ class NetworkObjective:
                 diag += np.einsum("n,np,np->p", D[:, a, b], J[a], J[b])
         return np.maximum(diag, 0.0) + self.quad_penalty
 
-    def row_hessian(self, j):
-        """∇²θ L(z_j) (p, p) of training row j's plain loss (no sample weight)."""
-        w = self.sample_weight[j]
-        if w == 0:
+    def rows_hessian(self, rows):
+        """(1/n) Σ_{i ∈ rows} s_i ∇²θ L(z_i), (p, p): the curvature R loses without
+        those training rows (their Gauss–Newton and second-order terms)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if not np.any(self.sample_weight[rows] > 0):
             return np.zeros((self.n_params, self.n_params))
-        # the R-pass on one row gives s_j ∇²L_j (its weight is scaled by n, then /n)
-        H = self._r_pass(np.eye(self.n_params), np.array([j])) / w
+        # the R-pass on some rows: (1/|rows|) Σ s_i ∇²L_i (weights scaled by n/|rows|)
+        H = self._r_pass(np.eye(self.n_params), rows) * (len(rows) / self.n_samples)
         return 0.5 * (H + H.T)

@@ -33,6 +33,11 @@ separable along unpenalised parameters). Those removals, and those whose Newton 
 is undefined or whose iterations do not converge, are NaN with one
 ``NoOptimumWarning``; removals of rows without weight are exactly 0 (``settle``).
 
+A network (``linear = False``: ``network_removal_steps``) has no leverage form: its
+Newton step factorises the downdated Hessian with the removed rows' exact Hessian,
+and its exact removal iterates on the network's own risk (chord, then
+Levenberg–Marquardt) to a local minimum, for single rows and groups alike.
+
 Groups of rows (``group_steps``: the same Newton step with the group's joint leverage,
 or a direct factorisation of the downdated Hessian, and the exact refit; formulas in
 :mod:`skinfluence.groups`, which is their public face) are removed here too.
@@ -339,9 +344,10 @@ def removal_steps(objective, solver, hessian, method, *, verbose=0):
     """
     n = objective.X.shape[0]
     removals = [np.array([j]) for j in range(n)]
-    if not objective.linear:  # a network: Newton steps with each row's own Hessian
-        steps = network_newton_steps(objective, hessian, method)
-        defects = {int(j): INDEFINITE for j in np.flatnonzero(np.isnan(steps).any(1))}
+    if not objective.linear:  # a network: each row's own exact Hessian
+        steps, defects = network_removal_steps(
+            objective, hessian, removals, method, getattr(solver, "damping", 0.0),
+            basis=solver.basis, verbose=verbose)
         return settle(objective, removals, steps, defects, "row")
     defects = removal_defects(objective, removals)
     if method == "newton":
@@ -538,43 +544,173 @@ def _l1_quadratic(c, H, a, u, *, max_sweeps=20_000):
     return None
 
 
-def network_newton_steps(objective, hessian, method):
-    """θ̂_{−j} − θ̂ of a network for every training row j (n, p): one Newton step.
+def network_removal_steps(objective, hessian, removals, method, damping=0.0, *,
+                          basis=None, tol=1e-10, max_iter=100, verbose=0):
+    """θ̂_{−G} − θ̂ of a network for each removal G (rows), over all of θ (m, p).
 
-    ``Δθ_j = (A − (s_j/n) ∇²L_j)⁻¹ (s_j/n) ∇L_j`` with ``A = H + λI`` (``hessian``)
-    and row j's exact Hessian ``∇²L_j`` (``row_hessian``: its Gauss–Newton and
+    With ``A = H + λI`` (``hessian``, λ = ``damping``), the removed rows' exact
+    Hessian ``H_G = (1/n) Σ_{j∈G} s_j ∇²L_j`` (``rows_hessian``: Gauss–Newton and
     second-order terms; a network's is not ``U_j D_j U_jᵀ``, so the leverage form
-    above does not apply), on the complement of the fixed directions: one p × p
-    factorisation per row. NaN where the downdated matrix is not positive definite.
+    above does not apply) and their gradient ``b_G = (1/n) Σ_{j∈G} s_j ∇L_j``:
+
+    - "newton": one Newton step, ``Δθ_G = (A − H_G)⁻¹ b_G``, one p × p
+      factorisation per removal;
+    - "exact": from that step, iterations to the stationary point of::
+
+          E_G(θ) = R_{−G}(θ) − gᵀ(θ − θ̂) + (λ/2) ‖θ − θ̂‖²,   g = ∇R(θ̂),
+
+      of which "newton" is the first Newton step from θ̂. At an optimum (g = 0) and
+      λ = 0 this is the leave-G-out refit continued from θ̂ (the local optimum it
+      reaches); λ > 0 is the paper's damping taken exactly: the refit held near θ̂
+      by ``λ/2 ‖θ − θ̂‖²``, whose quadratic model at θ̂ is the damped one of the
+      Newton step; g ≠ 0 (a fit stopped short of its optimum) is discounted as in
+      Koh & Liang's appendix B, so that only the removal's own effect is measured.
+      Chord iterations ``Δ ← Δ − (A − H_G)⁻¹ ∇E_G(θ̂ + Δ)`` (the factorisation
+      reused, one gradient pass each). They converge only to local minima of
+      E_G (at a saddle with Hessian H*, ``I − (A − H_G)⁻¹ H*`` has an eigenvalue
+      above 1). Where the one-step matrix is indefinite, or the chord stops
+      contracting (e.g. a nearly singular one-step matrix sends the Newton step
+      far), Levenberg–Marquardt steps with E_G's exact Hessian descend from θ̂
+      instead (``_network_descent``), into the local minimum of θ̂'s basin.
+
+    A non-convex R may have several local minima without G: a refit by another
+    optimiser (e.g. L-BFGS from θ̂) can land in a farther one when the removal
+    moves the weights much. Every step is on the complement of ``basis`` (a
+    softmax's flat directions). Returns (steps (m, p), {position: reason}) with
+    NaN steps where the Newton step's matrix is not positive definite ("newton")
+    or no local minimum is reached within ``max_iter`` ("exact").
     """
-    if method != "newton":
-        raise NotImplementedError(
-            f"method={method!r} (the exact refit) is not implemented for neural "
-            "networks; use method='newton' (one Newton step without the row, with "
-            "its exact Hessian) or method='influence'."
-        )
+    if method not in ("newton", "exact"):
+        raise ValueError(f"method must be 'newton' or 'exact'; got {method!r}.")
     n, p = objective.n_samples, objective.n_params
-    if n * p**3 > 1e12:
+    if len(removals) * p**3 > 1e12:
         raise NotImplementedError(
-            f"method='newton' for a network factorises one {p} × {p} matrix per "
-            f"training row ({n} rows): too costly. Use method='influence'."
+            f"method={method!r} for a network factorises one {p} × {p} matrix per "
+            f"removal ({len(removals)} of them): too costly. Use method='influence'."
         )
-    Z = complement_basis(objective.fixed_directions())
     G = objective.train_gradients()[0]
-    steps = np.zeros((n, p))
-    for j in np.flatnonzero(objective.sample_weight > 0):
-        w = objective.sample_weight[j] / n
-        A, b = hessian - w * objective.row_hessian(j), w * G[j]
-        if Z is not None:
-            A, b = Z.T @ A @ Z, Z.T @ b
-        try:
-            factor = np.linalg.cholesky(0.5 * (A + A.T))
-        except np.linalg.LinAlgError:
-            steps[j] = np.nan
+    steps = np.zeros((len(removals), p))
+    failed = {}
+    for i, rows in enumerate(removals):
+        w = objective.sample_weight[rows] / n
+        if not np.any(w > 0):
             continue
-        step = np.linalg.solve(factor.T, np.linalg.solve(factor, b))
-        steps[j] = step if Z is None else Z @ step
-    return steps
+        A = hessian - objective.rows_hessian(rows)
+        b = w @ G[rows]
+        if basis is not None:
+            A, b = basis.T @ A @ basis, basis.T @ b
+        A = 0.5 * (A + A.T)  # also E_G's Hessian at θ̂ (below)
+        try:
+            factor = np.linalg.cholesky(A)
+            step = _cholesky_solve(factor, b)
+        except np.linalg.LinAlgError:
+            if method == "newton":
+                steps[i], failed[i] = np.nan, INDEFINITE
+                continue
+            factor, step = None, np.zeros_like(b)  # exact: descend from θ̂
+        if method == "exact":
+            step, reason = _network_exact(objective, rows, A, factor, step,
+                                          damping, basis, tol, max_iter)
+            if reason is not None:
+                steps[i], failed[i] = np.nan, reason
+                continue
+        steps[i] = step if basis is None else basis @ step
+        if verbose and method == "exact" and (i + 1) % 100 == 0:
+            _progress(verbose, f"exact removals: {i + 1} of {len(removals)} done")
+    return steps, failed
+
+
+def _network_exact(objective, rows, A, factor, step, damping, basis, tol,
+                   max_iter):
+    """``network_removal_steps``' iterations for one removal: (step, None) at a
+    local minimum of E_G, or (step, reason) where none was reached. ``A``: the
+    one-step matrix (E_G's Hessian at θ̂); ``factor``: its Cholesky factor, None
+    where it is indefinite (the iterations then start from θ̂)."""
+    theta0 = objective.params
+    removed = objective.replace(row_weight=removal_weights(objective, rows))
+    tilt = objective.gradient()  # ∇R(θ̂): 0 at an optimum
+
+    def at(u):  # E_G's risk at θ̂ + Z u, E_G's value and reduced gradient
+        d = u if basis is None else basis @ u
+        risk = removed.replace(params=theta0 + d)
+        g = risk.gradient() - tilt + damping * d
+        value = risk.value() - tilt @ d + 0.5 * damping * d @ d
+        return risk, value, (g if basis is None else basis.T @ g)
+
+    scale = max(1.0, np.abs(theta0).max(initial=0.0))
+    # chord: the one-step factorisation reused; each correction must shrink, the
+    # first below the Newton step itself
+    u, last, steps = step, np.abs(step).max(initial=0.0), 0
+    while factor is not None and steps < max_iter:
+        delta = _cholesky_solve(factor, at(u)[2])
+        size = np.abs(delta).max(initial=0.0)
+        if not size <= 0.9 * last:
+            break
+        u, last, steps = u - delta, size, steps + 1
+        if size <= tol * scale:
+            return u, None
+    if steps:  # the chord contracted, then stalled: continue from where it got
+        return _network_descent(at, u, damping, basis, tol * scale, max_iter)
+    # the Newton step is undefined, or no guide (the chord diverges at once):
+    # descend from θ̂, where E_G's Hessian is the one-step matrix
+    return _network_descent(at, np.zeros_like(step), damping, basis, tol * scale,
+                            max_iter, hessian=A)
+
+
+def _network_descent(at, u, damping, basis, tol, max_iter, hessian=None):
+    """Levenberg–Marquardt on E_G from u: steps ``(∇²E_G + μI)⁻¹ ∇E_G`` with μ ≥ 0
+    at least what makes the matrix positive definite, accepted when E_G falls by a
+    quarter of the quadratic model's prediction (μ then shrinks; otherwise it grows
+    tenfold), so the iterates descend into the basin of u. Converged when E_G's
+    Hessian is positive definite and its Newton step is below ``tol``: a local
+    minimum. ``hessian``: E_G's (reduced) Hessian at u, when known.
+    Returns (u, None) or (u, reason)."""
+    risk, value, g = at(u)
+    mu, H, fresh = 0.0, hessian, hessian is not None
+    for _ in range(max_iter):
+        if H is None:  # E_G's Hessian at the current iterate
+            H = risk.hessian() + damping * np.eye(risk.n_params)
+            if basis is not None:
+                H = basis.T @ H @ basis
+            H, fresh = 0.5 * (H + H.T), True
+        if fresh:
+            fresh = False
+            newton, _ = _shifted_cholesky(H, 0.0, shift=False)
+            if newton is not None:  # E_G's Hessian is positive definite here
+                delta = _cholesky_solve(newton, g)
+                if np.abs(delta).max(initial=0.0) <= tol:
+                    return u - delta, None  # the Newton step is below tol: a minimum
+        factor, mu = _shifted_cholesky(H, mu)
+        if factor is None:
+            break
+        delta = _cholesky_solve(factor, g)
+        risk_new, value_new, g_new = at(u - delta)
+        predicted = g @ delta - 0.5 * delta @ (H @ delta)  # the model's decrease
+        noise = 1e-12 * max(1.0, abs(value))  # below it, E_G's change is round-off
+        if value - value_new >= 0.25 * predicted or (
+                predicted <= noise and np.linalg.norm(g_new) < np.linalg.norm(g)):
+            u, risk, value, g, H = u - delta, risk_new, value_new, g_new, None
+            mu /= 10
+        else:
+            mu = max(10 * mu, 1e-6 * np.abs(np.diag(H)).max(initial=0.0))
+    return u, (f"no local minimum of the objective without it was reached within "
+               f"max_iter={max_iter} steps (try damping > 0)")
+
+
+def _shifted_cholesky(A, mu=0.0, *, shift=True):
+    """(Cholesky factor of A + μ'I, μ') for the least μ' on the ladder μ, 10μ, …
+    (from 1e-10 s, s the largest diagonal entry; μ below it counts as 0) that
+    factorises; (None, inf) if none up to 1e3 s does (``shift=False``: μ' = μ)."""
+    top = max(np.abs(np.diag(A)).max(initial=0.0), 1e-300)
+    mu = 0.0 if mu < 1e-10 * top else mu
+    while mu <= 1e3 * top:
+        try:
+            return np.linalg.cholesky(A + mu * np.eye(len(A))), mu
+        except np.linalg.LinAlgError:
+            if not shift:
+                break
+            mu = max(10 * mu, 1e-10 * top)
+    return None, np.inf
 
 
 def newton_weights(M, w):
@@ -1001,12 +1137,17 @@ def group_steps(objective, solver, hessian, members, method):
     step, or iterations that do not converge get NaN, with one
     ``NoOptimumWarning`` naming them.
     """
-    if not objective.linear:
-        raise NotImplementedError(
-            f"group removals with method={method!r} are implemented for linear "
-            "models; this model is a neural network. Use method='influence' (the "
-            "first-order sum over the group)."
-        )
+    if not objective.linear:  # a network: the group's own exact Hessian
+        if hessian is None:
+            raise NotImplementedError(
+                f"group removals with method={method!r} for a neural network need "
+                "the factorised Hessian: refit the explainer with "
+                "hessian_solver='cholesky' (or use method='influence')."
+            )
+        steps, defects = network_removal_steps(
+            objective, hessian, members, method, getattr(solver, "damping", 0.0),
+            basis=solver.basis)
+        return settle(objective, members, steps, defects, "group")
     defects = removal_defects(objective, members)
     todo = [g for g in range(len(members)) if g not in defects]
     steps = np.full((len(members), objective.n_params), np.nan)

@@ -348,16 +348,32 @@ def mlp_objective(model, X, y, sample_weight):
     return f
 
 
-def mlp_refit(model, X, y, sample_weight, theta0=None, newton=3, fd_step=1e-6):
+def mlp_refit(model, X, y, sample_weight, theta0=None, newton=3, fd_step=1e-6, *,
+              damping=0.0, tilt=None):
     """θ at a tight stationary point of scikit-learn's MLP objective with these
     sample weights, continued from the fitted weights (or ``theta0``).
 
     L-BFGS-B without its relative-decrease stop, then ``newton`` Newton steps with a
     Hessian from central differences of scikit-learn's gradient: ‖∇F‖ ≈ 1e-15.
+
+    With ``damping`` λ or a vector ``tilt`` g, the stationary point of
+    ``(S/n) F(θ) − gᵀθ + (λ/2) ‖θ − θ_fit‖²`` instead (S = Σ s_i, n rows, θ_fit
+    the model's weights): a refit held near the fitted weights.
     """
     from scipy.optimize import minimize
 
     f = mlp_objective(model, X, y, sample_weight)
+    if damping or tilt is not None:
+        plain, anchor = f, mlp_params(model)
+        scale = np.sum(sample_weight) / len(sample_weight)
+        g0 = np.zeros(anchor.size) if tilt is None else np.asarray(tilt)
+
+        def f(theta):
+            value, grad = plain(theta)
+            d = theta - anchor
+            return (scale * value - g0 @ theta + 0.5 * damping * d @ d,
+                    scale * grad - g0 + damping * d)
+
     theta = mlp_params(model) if theta0 is None else np.array(theta0, dtype=float)
     res = minimize(f, theta, jac=True, method="L-BFGS-B",
                    options={"ftol": 0.0, "gtol": 1e-13, "maxiter": 20000,

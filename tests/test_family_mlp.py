@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skinfluence import InfluenceExplainer
+from skinfluence import InfluenceExplainer, NoOptimumWarning
 from skinfluence._hessian import SingularHessianWarning
 from skinfluence.models import fitted_state
 from skinfluence.models.mlp import mlp_objective as build
@@ -347,7 +347,8 @@ def test_non_convergence_hint():
 
 @pytest.mark.slow
 def test_newton_leave_one_out_vs_refits():
-    """Newton steps with each row's exact Hessian vs tight leave-one-out refits."""
+    """Newton steps with each row's exact Hessian vs tight leave-one-out refits; the
+    exact removals are the refits."""
     model, ex, (Xt, yt, Xs, ys, sw) = _setup("multiclass-tanh")
     theta = mlp_params(model)
     base = _outputs(model, Xs, ys)
@@ -372,6 +373,12 @@ def test_newton_leave_one_out_vs_refits():
     damped = InfluenceExplainer(ex.estimator, damping=1e-2).fit(Xt, yt, sw)
     r_damped, s_damped = fit(damped.leave_one_out(Xs, ys, method="newton"))
     print(f"damping=1e-2 newton R={r_damped:.5f} slope={s_damped:.4f}")
+    r_dfirst, s_dfirst = fit(damped.leave_one_out(Xs, ys))
+    r_dexact, s_dexact = fit(damped.leave_one_out(Xs, ys, method="exact"))
+    print(f"damping=1e-2 first order R={r_dfirst:.5f} slope={s_dfirst:.4f}; "
+          f"exact R={r_dexact:.5f} slope={s_dexact:.4f}")
+    exact = ex.leave_one_out(Xs, ys, method="exact")  # every row: the refits
+    assert np.abs(exact - actual).max() <= 1e-6 * np.abs(actual).max()
     assert r_newton > 0.995 and abs(s_newton - 1) < 0.1, (r_newton, s_newton)
     assert r_damped > 0.95  # the damped quadratic model: biased, by design
     assert r_newton > r_first and abs(s_newton - 1) < abs(s_first - 1)
@@ -379,17 +386,180 @@ def test_newton_leave_one_out_vs_refits():
     assert steps.shape == (len(yt), len(ex.params_))
 
 
+def _project(ex):
+    """Projection on the complement of the fixed directions (a softmax's shift),
+    along which neither the refits nor the estimates move."""
+    F = ex.risk_.fixed_directions()
+    return np.eye(F.shape[0]) - (F @ np.linalg.pinv(F) if F.shape[1] else 0.0)
+
+
+def _rel(got, want):
+    return np.abs(got - want).max() / np.abs(want).max()
+
+
+# removals: (a few rows, rows whose one-step matrix A − H_j is indefinite: their
+# Newton step is NaN and the exact iterations start from θ̂), found for these fits
+EXACT_ROWS = {
+    "binary-tanh": ((0, 7), (20, 49)),
+    "multiclass-logistic": ((3, 31), ()),
+    "regression-tanh": ((5,), (43,)),
+    "regression1-tanh": ((1,), (0, 53)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_ROWS))
+def test_exact_removal_matches_refits(name):
+    """leave_one_out/param_change(method="exact") vs tight leave-one-out refits
+    continued from the fitted weights, including rows without a Newton step."""
+    model, ex, (Xt, yt, Xs, ys, sw) = _setup(name)
+    plain, without_step = EXACT_ROWS[name]
+    rows = list(plain + without_step)
+    theta, P = mlp_params(model), _project(ex)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoOptimumWarning)  # the Newton NaN rows
+        newton = ex.param_change(rows, method="newton")
+    indefinite = np.isnan(newton).any(axis=1)
+    np.testing.assert_array_equal(indefinite, np.isin(rows, without_step))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoOptimumWarning)  # every removal converges
+        exact = ex.param_change(rows, method="exact")
+        loo = ex.leave_one_out(Xs, ys, method="exact")
+    base = _outputs(model, Xs, ys) if isinstance(model, MLPClassifier) else None
+    for r, j in enumerate(rows):
+        w = sw.copy()
+        w[j] = 0.0
+        refit = mlp_refit(model, Xt, yt, w, theta)
+        assert _rel(P @ exact[r], P @ (refit - theta)) <= 1e-6, (name, j)
+        if base is not None:  # the test log-loss at the refit
+            actual = _outputs(mlp_with_params(model, refit), Xs, ys) - base
+            assert _rel(loo[:, j], actual) <= 1e-6, (name, j)
+        if not indefinite[r]:  # the Newton step is only an estimate of it
+            assert _rel(P @ newton[r], P @ (refit - theta)) > 1e-4
+
+
+def test_exact_removal_damped_and_tilted():
+    """damping > 0: the refit held near θ̂ by (λ/2)‖θ − θ̂‖² (the damped
+    Newton step is its first Newton step); a loose fit (∇R(θ̂) ≠ 0): the full fit's
+    gradient is discounted (appendix B), checked against scikit-learn's objective."""
+    model, _, (Xt, yt, _, _, sw) = _setup("multiclass-tanh")
+    theta = mlp_params(model)
+    ex = InfluenceExplainer(FrozenEstimator(model), damping=1e-2).fit(Xt, yt, sw)
+    P = _project(ex)
+    exact = ex.param_change([4, 17], method="exact")
+    for r, j in enumerate((4, 17)):
+        w = sw.copy()
+        w[j] = 0.0
+        want = mlp_refit(model, Xt, yt, w, theta, damping=1e-2) - theta
+        assert _rel(P @ exact[r], P @ want) <= 1e-6
+        plain = mlp_refit(model, Xt, yt, w, theta) - theta
+        assert _rel(P @ exact[r], P @ plain) > 1e-2  # the damped refit differs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        loose = _clf("tanh").set_params(max_iter=10).fit(Xt, yt, sample_weight=sw)
+        ex = InfluenceExplainer(FrozenEstimator(loose), damping=0.1).fit(Xt, yt, sw)
+    theta = mlp_params(loose)
+    tilt = mlp_objective(loose, Xt, yt, sw)(theta)[1] * sw.sum() / len(sw)
+    assert np.abs(tilt).max() > 1e-4  # far from its optimum
+    w = sw.copy()
+    w[9] = 0.0
+    want = mlp_refit(loose, Xt, yt, w, theta, damping=0.1, tilt=tilt) - theta
+    got = ex.param_change([9], method="exact")[0]
+    assert _rel(_project(ex) @ got, _project(ex) @ want) <= 1e-6
+    untilted = mlp_refit(loose, Xt, yt, w, theta, damping=0.1) - theta
+    assert _rel(_project(ex) @ got, _project(ex) @ untilted) > 1e-2
+
+
+def test_group_removal_matches_refits():
+    """group_influence(method="exact") vs refits without the group; "newton" is its
+    first step (a group of one: the row's Newton step)."""
+    model, ex, (Xt, yt, Xs, ys, sw) = _setup("regression-logistic")
+    groups = [[0, 1, 2], [5, 6], [10, 30]]
+    theta = mlp_params(model)
+    exact = ex.group_influence(groups, Xs, ys, method="exact", test_loss="decision")
+    steps = {}
+    for g, rows in enumerate(groups):
+        w = sw.copy()
+        w[rows] = 0.0
+        steps[g] = mlp_refit(model, Xt, yt, w, theta) - theta
+        refit = mlp_with_params(model, theta + steps[g])
+        actual = (np.asarray(refit.predict(Xs)) - np.asarray(model.predict(Xs))).mean(1)
+        if g < 2:
+            assert _rel(exact[:, g], actual) <= 1e-6
+    # [10, 30]: R without them has two local minima; L-BFGS from θ̂ jumps to a far
+    # one (‖Δθ‖∞ ≈ 1.49), the exact removal stops in θ̂'s basin (≈ 0.24): a
+    # stationary point of scikit-learn's objective, with a positive definite Hessian
+    w = sw.copy()
+    w[[10, 30]] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoOptimumWarning)
+        ours = ex.risk_.params + _group_step(ex, [10, 30])
+    f = mlp_objective(model, Xt, yt, w)
+    assert np.abs(f(ours)[1]).max() < 1e-12
+    H = np.stack([(f(ours + 1e-6 * e)[1] - f(ours - 1e-6 * e)[1]) / 2e-6
+                  for e in np.eye(ours.size)])
+    assert np.linalg.eigvalsh(0.5 * (H + H.T))[0] > 0
+    assert np.abs(ours - theta).max() < 0.5 * np.abs(steps[2]).max()
+    one = ex.group_influence([[5]], Xs, ys, method="newton")[:, 0]
+    np.testing.assert_allclose(one, ex.leave_one_out(Xs, ys, method="newton")[:, 5],
+                               rtol=1e-10)
+
+
+def _group_step(ex, rows):
+    from skinfluence._removal import group_steps
+
+    return group_steps(ex.risk_, ex.hessian_solver_, ex.hessian_solver_.damped_hessian(),
+                       [np.asarray(rows)], "exact")[0]
+
+
+def test_exact_removal_without_optimum_is_nan():
+    """Removing a class's only row: its output's intercept runs to −∞ (no refit),
+    so the exact removal is NaN with a NoOptimumWarning; other rows are finite."""
+    X, y, Xs, ys = _iris()
+    keep = np.r_[np.flatnonzero(y != 2), np.flatnonzero(y == 2)[:1]]
+    X, y = X[keep], y[keep]
+    sw = np.ones(len(y))
+    model = _fit(_clf("tanh"), X, y, sw)
+    ex = InfluenceExplainer(FrozenEstimator(model)).fit(X, y, sw)
+    lone = len(y) - 1
+    with pytest.warns(NoOptimumWarning, match=f"row {lone}: no local minimum"):
+        steps = ex.param_change([0, lone], method="exact")
+    assert np.isfinite(steps[0]).all() and np.isnan(steps[1]).all()
+
+
+def test_network_value_and_replace():
+    """R(θ) = (S/n) F(θ) (scikit-learn's objective) away from the optimum; replace
+    moves the parameters and row weights without touching the risk."""
+    Xt, yt, _, _ = _iris()
+    sw = _weights(len(yt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        loose = _clf("logistic").set_params(max_iter=20).fit(Xt, yt, sample_weight=sw)
+    risk = build(loose, Xt, yt, sw)
+    theta = mlp_params(loose)
+    moved = theta + 0.1 * np.random.default_rng(0).standard_normal(theta.size)
+    w = sw.copy()
+    w[3] = 0.0
+    other = risk.replace(params=moved, row_weight=np.repeat(w[:, None], 3, axis=1))
+    F = mlp_objective(loose, Xt, yt, w)(moved)
+    assert abs(other.value() - F[0] * w.sum() / len(w)) <= 1e-12
+    np.testing.assert_allclose(other.gradient(), F[1] * w.sum() / len(w), rtol=1e-10,
+                               atol=1e-15)
+    np.testing.assert_array_equal(risk.params, theta)  # unchanged
+    with pytest.raises(ValueError, match="equal columns"):
+        risk.replace(row_weight=np.ones((len(yt), 3)) * [1.0, 2.0, 1.0])
+
+
 def test_linear_only_features_refuse_networks():
     _, ex, (Xt, yt, Xs, ys, sw) = _setup("binary-tanh")
-    with pytest.raises(NotImplementedError, match="neural network"):
-        ex.leave_one_out(Xs, ys, method="exact")
-    with pytest.raises(NotImplementedError, match="neural network"):
-        ex.group_influence([[0, 1]], Xs, ys, method="newton")
     with pytest.raises(NotImplementedError, match="neural network"):
         ex.perturbation_influence(Xs, ys, [0])
     cg = InfluenceExplainer(ex.estimator, hessian_solver="cg").fit(Xt, yt, sw)
     with pytest.raises(NotImplementedError, match="hessian_solver='cholesky'"):
         cg.leave_one_out(Xs, ys, method="newton")
+    with pytest.raises(NotImplementedError, match="hessian_solver='cholesky'"):
+        cg.leave_one_out(Xs, ys, method="exact")
+    with pytest.raises(NotImplementedError, match="hessian_solver='cholesky'"):
+        cg.group_influence([[0, 1]], Xs, ys, method="exact")
     with pytest.raises(NotImplementedError, match="woodbury"):
         InfluenceExplainer(ex.estimator, hessian_solver="woodbury").fit(Xt, yt, sw)
     with pytest.raises(TypeError, match="early_stopping"):
