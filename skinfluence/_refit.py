@@ -9,8 +9,17 @@ from .models import sample_weight_param
 
 
 def decision_values(model, X):
-    """Decision values (classifiers) or predictions (regressors), (n, n_outputs)."""
-    Z = model.decision_function(X) if is_classifier(model) else model.predict(X)
+    """Decision values (classifiers) or predictions (regressors), (n, n_outputs).
+
+    A classifier without ``decision_function`` (a network) gives them from its
+    probabilities: the logit for two classes, log-probabilities (the softmax inputs
+    up to a shift, which its loss ignores) otherwise.
+    """
+    if is_classifier(model) and not hasattr(model, "decision_function"):
+        P = np.clip(np.asarray(model.predict_proba(X), dtype=np.float64), 1e-300, 1)
+        Z = np.log(P[:, 1]) - np.log(P[:, 0]) if P.shape[1] == 2 else np.log(P)
+    else:
+        Z = model.decision_function(X) if is_classifier(model) else model.predict(X)
     Z = np.asarray(Z, dtype=np.float64)
     return Z.reshape(Z.shape[0], -1)
 

@@ -599,3 +599,25 @@ _SHAPE_REASON = ("transform returns one column per training row (see "
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_refit_oracle_reads_a_network_s_decision_values(n_classes):
+    """InfluenceDisplay(kind="loo") and analysis refits score a refit network by its
+    decision values; MLPClassifier has no decision_function (AttributeError
+    before). The log-loss at the values read from predict_proba equals
+    scikit-learn's per-sample log-loss."""
+    from skinfluence._refit import decision_values
+
+    X, y = load_iris(return_X_y=True)
+    keep = y < n_classes
+    X, y = X[keep], y[keep]
+    model = MLPClassifier(hidden_layer_sizes=(3,), alpha=1.0, solver="lbfgs",
+                          max_iter=500, random_state=0).fit(X, y)
+    explainer = InfluenceExplainer(FrozenEstimator(model), damping=1e-2).fit(X, y)
+    Z = decision_values(model, X)
+    y_enc = explainer.risk_.targets.encode(y, len(y))
+    ours = explainer.risk_.loss.value_grad(Z, y_enc)[0]
+    P = model.predict_proba(X)
+    expected = -np.log(P[np.arange(len(y)), y])
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-12)
