@@ -121,7 +121,15 @@ class KernelMap:
         The reported parameters are the dual coefficients of every output on the
         basis rows (output by output), then the intercepts.
         """
-        return DualParams(self.projection, n_outputs, fit_intercept)
+        return DualParams(self, n_outputs, fit_intercept)
+
+    def dual(self, W):
+        """β = W_proj wᵀ for rows w (m, r): (m, n_basis). The Cholesky route solves
+        with its factor (``L^{-T} w``, n_basis² per row) unless W is formed."""
+        if self._projection is not None:
+            return W @ self._projection.T
+        return solve_triangular(self.basis_features, W.T, lower=True, trans="T",
+                                check_finite=False).T
 
 
 class KernelFeatures:
@@ -173,17 +181,18 @@ class KernelFeatures:
 
 
 class DualParams:
-    """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]``, B = W (U Λ^{-1/2})ᵀ."""
+    """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]``, B = W (U Λ^{-1/2})ᵀ
+    (:meth:`KernelMap.dual`)."""
 
-    def __init__(self, projection, n_outputs, fit_intercept):
-        self.projection, self.n_outputs = projection, n_outputs
+    def __init__(self, kmap, n_outputs, fit_intercept):
+        self.kmap, self.n_outputs = kmap, n_outputs
         self.fit_intercept = fit_intercept
 
     def __call__(self, rows):
         rows = np.asarray(rows)
-        k, (m, r) = self.n_outputs, self.projection.shape
-        W = rows[:, : k * r].reshape(len(rows), k, r)
-        B = (W @ self.projection.T).reshape(len(rows), k * m)
+        k, m, r = self.n_outputs, self.kmap.n_basis, self.kmap.rank
+        W = rows[:, : k * r].reshape(len(rows) * k, r)
+        B = self.kmap.dual(W).reshape(len(rows), k * m)
         return np.hstack([B, rows[:, k * r:]]) if self.fit_intercept else B
 
 
