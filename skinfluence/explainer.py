@@ -170,8 +170,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         exactly; its cost does not depend on the conditioning, its memory is
         4–8·n_train² bytes (single-output models with an L2 penalty or damping on every
         coefficient). "auto": "cholesky" up to 4,096 free parameters; beyond, "woodbury"
-        when it applies and its system takes at most 2 GiB, else "cg". "lissa": the
-        paper's stochastic solver (see ``lissa_params``). The choice is
+        when it applies and its system takes at most 2 GiB, else "cg"; for a kernel
+        SVC / SVR with the exact loss (``smoothing=0``), "pinned": the same answer as
+        "cholesky" from the pinned rows' small system (chosen by "auto" only).
+        "lissa": the paper's stochastic solver (see ``lissa_params``). The choice is
         ``hessian_solver_.name``.
     cg_tol : float, default=1e-10
         Relative residual at which conjugate gradients stop ("cg", "woodbury").
@@ -206,7 +208,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
         for coefficients held at zero by an L1 penalty). None with the "cg",
-        "woodbury" and "lissa" solvers, which never form it.
+        "woodbury" and "lissa" solvers, which never form it ("pinned": its diagonal,
+        dense).
     hessian_solver_ : object
         The solver of ``H + λI`` (its ``name`` says which); with "cholesky",
         ``hessian_solver_.condition_number_`` is the 1-norm condition number of
