@@ -193,3 +193,22 @@ def test_pinned_solver_with_a_repeated_direction():
     B = rng.normal(size=(p, 3))
     assert max_rel_error(fast.solve(B), dense.solve(B)) < 1e-12
     assert np.abs(A.T @ fast.solve(B)).max() < 1e-12
+
+
+def test_lazy_features_equal_the_whitened_map():
+    """KernelFeatures: φ(X) through the Cholesky factor equals K(X, X_B) W, F @ M
+    equals φ(X) M, slices stay lazy; W itself is never formed by fit or scoring."""
+    explainer, _, _, y, X_test, y_test = case("krr-rbf-sw")
+    explainer = clone(explainer).fit(explainer.X_fit_, y,
+                                     sample_weight=explainer.sample_weight_)
+    kmap = explainer.risk_.input_map
+    explainer.loss_influence(X_test, y_test)
+    explainer.param_influence([0])
+    assert kmap._projection is None  # the Cholesky route: no n³ inverse
+    F = explainer.validate_test(X_test, y_test)[0]
+    assert isinstance(F, KernelFeatures) and isinstance(F[:3], KernelFeatures)
+    phi = kmap.cross_matrix(X_test) @ kmap.projection
+    assert max_rel_error(np.asarray(F), phi) < 1e-12
+    M = np.random.default_rng(0).normal(size=(kmap.rank, 2))
+    assert max_rel_error(F[2:7] @ M, phi[2:7] @ M) < 1e-10
+    assert max_rel_error(F @ M[:, 0], phi @ M[:, 0]) < 1e-10

@@ -89,7 +89,15 @@ class KernelMap:
 
     def dense(self, X):
         """φ(X) = K(X, X_B) W as an ndarray (n, r)."""
-        return self.cross_matrix(X) @ self.projection
+        return self.whiten(self.cross_matrix(X))
+
+    def whiten(self, cross):
+        """K(X, X_B) W for kernel rows (n, n_basis): through the Cholesky factor
+        (``(L⁻¹ K(X_B, X))ᵀ``, n_basis² per row) unless W is formed."""
+        if self._projection is not None:
+            return cross @ self._projection
+        return solve_triangular(self.basis_features, cross.T, lower=True,
+                                check_finite=False).T
 
     def cross_matrix(self, X):
         """K(X, X_B) as a float64 ndarray (n, n_basis)."""
@@ -170,14 +178,16 @@ class KernelFeatures:
 
     def __array__(self, dtype=None, copy=None):
         if self._phi is None:
-            self._phi = self.cross() @ self.kmap.projection
+            self._phi = self.kmap.whiten(self.cross())
         phi = self._phi if dtype is None else self._phi.astype(dtype, copy=False)
         return phi.copy() if copy and phi is self._phi else phi
 
     def __matmul__(self, M):
         if self._phi is not None:
             return self._phi @ M
-        return self.cross() @ (self.kmap.projection @ M)
+        M = np.asarray(M)
+        dual = self.kmap.dual(M.reshape(M.shape[0], -1).T).T  # W M
+        return self.cross() @ dual.reshape((-1,) + M.shape[1:])
 
 
 class DualParams:
