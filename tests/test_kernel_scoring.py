@@ -212,3 +212,18 @@ def test_lazy_features_equal_the_whitened_map():
     M = np.random.default_rng(0).normal(size=(kmap.rank, 2))
     assert max_rel_error(F[2:7] @ M, phi[2:7] @ M) < 1e-10
     assert max_rel_error(F @ M[:, 0], phi @ M[:, 0]) < 1e-10
+
+
+def test_batches_and_jobs_do_not_change_the_scores():
+    explainer, _, _, y, X_test, _ = case("svr-rbf-sw")
+    expected = explainer.loss_influence(X_test, test_loss="decision")
+    other = clone(explainer).set_params(n_jobs=2, batch_size=3).fit(
+        explainer.X_fit_, y, sample_weight=explainer.sample_weight_)
+    assert max_rel_error(other.loss_influence(X_test, test_loss="decision"),
+                         expected) < 1e-13
+    idx, _ = other.most_influential(X_test, k=4, kind="abs", test_loss="decision")
+    assert np.array_equal(idx, explainer.most_influential(
+        X_test, k=4, kind="abs", test_loss="decision")[0])
+    with pytest.raises(MemoryError, match="max_result_bytes"):
+        other.set_params(max_result_bytes=100).loss_influence(X_test,
+                                                              test_loss="decision")
