@@ -166,13 +166,16 @@ class KernelScorer(Scorer):
 
     # -- scoring ------------------------------------------------------------------------
     def _scores(self, g, K, dest, row_scale=None):
-        """(T, n_train) scores of test rows (g, K) into ``dest``: only D is non-zero."""
-        inner = K[:, self._iD] - K[:, self._iF] @ self.coupling - self.offset
+        """(T, n_train) scores into ``dest`` of test sides with dL/dz g (T,) and
+        g-weighted kernel rows K (T, |S|), ``g_t K(x_t, X_S)`` (or sums of them):
+        ``−(γ_j / a) [K_tj − K_tF μ_j − g_t y_j]``; only D is non-zero."""
+        inner = K[:, self._iD] - K[:, self._iF] @ self.coupling \
+            - g[:, None] * self.offset
         weight = -self.gamma[self.D] / self.a
         if row_scale is not None:
             weight = weight * row_scale[self.D]
         dest[...] = 0.0
-        dest[:, self.D] = (g[:, None] * inner) * weight
+        dest[:, self.D] = inner * weight
         return dest
 
     def _map(self, fn, out, width):
@@ -192,7 +195,7 @@ class KernelScorer(Scorer):
             g, K = test_gradients(sl)
             if dest is None:
                 dest = np.empty((len(g), self.n_train))
-            return self._scores(g, K, dest, row_scale)
+            return self._scores(g, g[:, None] * K, dest, row_scale)
 
         return self._map(batch, out, self.n_train)
 
@@ -207,14 +210,8 @@ class KernelScorer(Scorer):
             total_K += g @ K
             total_g += g.sum()
         scale = 1.0 / max(n_test, 1) if mean else 1.0
-        return self._summed_scores(total_K * scale, total_g * scale)
-
-    def _summed_scores(self, total_K, total_g):
-        inner = total_K[self._iD] - total_K[self._iF] @ self.coupling \
-            - total_g * self.offset
-        out = np.zeros(self.n_train)
-        out[self.D] = -self.gamma[self.D] / self.a * inner
-        return out
+        return self._scores(np.array([total_g * scale]), total_K[None, :] * scale,
+                            np.empty((1, self.n_train)))[0]
 
     def most_influential(self, n_test, test_gradients, k, sign):
         """As :meth:`Scorer.most_influential`, scored in kernel space."""
@@ -224,8 +221,8 @@ class KernelScorer(Scorer):
 
         def batch(sl, dest):
             g, K = test_gradients(sl)
-            block = top_k(self._scores(g, K, np.empty((len(g), self.n_train))), k,
-                          sign)
+            block = top_k(self._scores(g, g[:, None] * K,
+                                       np.empty((len(g), self.n_train))), k, sign)
             if dest is None:
                 return block
             dest[...] = block

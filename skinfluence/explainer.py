@@ -383,7 +383,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             max_iter=self.cg_max_iter, lissa_params=self.lissa_params,
             random_state=self.random_state,
         )
-        self.hessian_ = self.hessian_solver_.hessian  # None unless "cholesky"
+        self.hessian_ = self.hessian_solver_.hessian  # None: "cg", "woodbury", "lissa"
         # n·∂(∇R)/∂s_j of every training row (dense, or sparse for sparse X): every
         # score is a product of these with the solved test side
         self._scorer = (_chunked.ChunkedScorer(objective, self.hessian_solver_)
