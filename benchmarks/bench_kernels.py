@@ -7,9 +7,9 @@ Prints, in one run (timed round-robin, best of ``--repeats``):
    problem, and ``sklearn.metrics.pairwise.rbf_kernel(X_test, X_train)`` (the kernel
    rows any kernel method needs for those test points), and their ratio.
 2. The fit-time costs: the SVC's own fit, and ``InfluenceExplainer.fit`` on the
-   fitted SVC (``FrozenEstimator``): the n × n kernel matrix and its
-   eigendecomposition (timed alone, ``KernelMap``), the Hessian factorisation and
-   the training gradients.
+   fitted SVC (``FrozenEstimator``): the n × n kernel matrix and its Cholesky
+   factor (timed alone, ``KernelMap``), the pinned solver and the kernel-space
+   scorer (``hessian_solver_.name``, the scorer's class).
 
 Usage::
 
@@ -73,6 +73,8 @@ def main():
         "n_features": args.n_features, "n_support": int(len(svc.support_)),
         "rank": int(explainer.risk_.input_map.rank),
         "pinned": int(explainer.risk_.pinned.sum()),
+        "solver": explainer.hessian_solver_.name,
+        "scorer": type(explainer._scorer).__name__,
         "svc_fit_s": t_svc, "kernel_map_s": t_map, "explainer_fit_s": t_fit,
         "rbf_kernel_s": min(kernel_times), "loss_influence_s": min(influence_times),
     }

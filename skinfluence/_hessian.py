@@ -639,17 +639,117 @@ class WoodburySolver(HessianSolver):
         return x[:, 0] if vector else x
 
 
+class PinnedDiagonalSolver(HessianSolver):
+    """Exact solver of a diagonal ``H + λI`` held orthogonal to fixed directions.
+
+    The exact hinge and ε-insensitive losses curve no row (``row_curvature()`` is
+    zero): H is the penalty's diagonal alone, and the pinned rows' directions
+    ``A`` (p × m, ``fixed_directions()``) carry all of the structure. The answer
+    ``Z (Zᵀ (H + λI) Z)⁻¹ Zᵀ b`` of :class:`CholeskySolver` is the solution of
+    ``min ½ vᵀ (H + λI) v − bᵀ v`` subject to ``Aᵀ v = 0``; with h the diagonal of
+    ``H + λI``, P the coordinates with h > 0 and O those without curvature (an
+    unpenalised intercept), its KKT conditions give, without the basis Z::
+
+        v_P = (b_P − A_P μ) / h_P,      v_O = −y,
+        [S    A_Oᵀ] [μ]   [A_Pᵀ (b_P / h_P)]
+        [A_O  0   ] [y] = [b_O             ],     S = A_Pᵀ diag(1 / h_P) A_P,
+
+    an (m + |O|)-dimensional symmetric system, decomposed once (eigenvalues below
+    ``(m + |O|) ε`` times the largest dropped: a repeated pinned direction leaves
+    μ, not v, undetermined). v is unique when A_O has full row rank (else
+    :class:`CholeskySolver` takes over, which holds such a parameter fixed with a
+    warning). Cost: p m² to build S, (m + |O|)³ to decompose it, p m per
+    right-hand side, where the dense route pays p³ several times (the complement
+    basis, Zᵀ H Z, its factor and inverse). The complement basis ``basis`` is
+    formed on first use (removals beyond first order read it).
+    """
+
+    name = "pinned"
+
+    def __init__(self, diagonal, fixed_directions, damping=0.0):
+        self.damping, self._diagonal = damping, diagonal
+        self._fixed, self._basis = fixed_directions, None
+        h = diagonal + damping
+        self._pos = h > 0
+        self._h = h[self._pos]
+        A_P, A_O = fixed_directions[self._pos], fixed_directions[~self._pos]
+        m, o = fixed_directions.shape[1], A_O.shape[0]
+        if o and np.linalg.matrix_rank(A_O) < o:
+            raise _NotUnique
+        system = np.zeros((m + o, m + o))
+        system[:m, :m] = A_P.T @ (A_P / self._h[:, None])
+        system[:m, m:], system[m:, :m] = A_O.T, A_O
+        lam, V = np.linalg.eigh(0.5 * (system + system.T))
+        keep = np.abs(lam) > (m + o) * np.finfo(float).eps * np.abs(lam).max(
+            initial=0.0)
+        V = V[:, keep]
+        self._pinv = (V / lam[keep]) @ V.T
+        self._A_P, self._m = A_P, m
+
+    @property
+    def hessian(self):
+        """The undamped H (p_free, p_free): the penalty's diagonal, dense."""
+        return np.diag(self._diagonal)
+
+    @property
+    def basis(self):
+        """Orthonormal basis of the complement of the fixed directions (first use:
+        a QR of the p × m directions with its full p × p Q)."""
+        if self._basis is None:
+            self._basis = complement_basis(self._fixed)
+        return self._basis
+
+    def solve(self, B):
+        """(H + λI)⁻¹ B on the complement of the fixed directions, B (p,) or (p, m)."""
+        B = np.asarray(B, dtype=float)
+        vector = B.ndim == 1
+        B = B.reshape(B.shape[0], -1)
+        pos, h, m = self._pos, self._h, self._m
+        B_P = B[pos] / h[:, None]
+        sol = self._pinv @ np.vstack([self._A_P.T @ B_P, B[~pos]])
+        x = np.empty_like(B)
+        x[pos] = B_P - (self._A_P @ sol[:m]) / h[:, None]
+        x[~pos] = -sol[m:]
+        return x[:, 0] if vector else x
+
+    def damped_hessian(self):
+        """The dense ``H + λI`` (p_free, p_free), formed on demand."""
+        return np.diag(self._diagonal + self.damping)
+
+
+class _NotUnique(Exception):
+    """The pinned diagonal system leaves an uncurved parameter undetermined."""
+
+
+def _pinned_diagonal(objective):
+    """The exact-hinge structure :class:`PinnedDiagonalSolver` solves: rows pinned,
+    no row's loss curved, a diagonal penalty; kernel machines (p = n + 1)."""
+    from ._objective import LinearObjective
+
+    return (objective.pinned is not None and objective.pinned.any()
+            and getattr(objective, "input_map", None) is not None
+            and type(objective).hessian is LinearObjective.hessian
+            and not hasattr(objective, "penalty_hessian_product")
+            and not objective.row_curvature().any())
+
+
 def choose_solver(name, objective, damping):
     """The solver to build, and why: ``(name, reason)``; "auto" applies its rule.
 
-    "auto": "cholesky" up to ``AUTO_CHOLESKY_MAX`` free parameters (and always for the
-    exact hinge, whose pinned rows only it holds); beyond, "woodbury" for one output,
+    "auto": "pinned" (:class:`PinnedDiagonalSolver`) for a kernel machine's exact
+    hinge or ε-insensitive loss (pinned rows, no curved row); "cholesky" up to
+    ``AUTO_CHOLESKY_MAX`` free parameters (and always for the other exact hinges,
+    whose pinned rows only it and "pinned" hold); beyond, "woodbury" for one output,
     fewer training rows than parameters and a quadratic term on every coefficient,
     when its float32 n × n system fits in ``AUTO_WOODBURY_BYTES``; else "cg".
     """
     if name != "auto":
         return name, f"hessian_solver={name!r} was requested"
     p = int(objective.free.sum())
+    if objective.linear and _pinned_diagonal(objective):
+        return "pinned", ("auto: a kernel machine's exact hinge: its Hessian is the "
+                          "diagonal penalty, the pinned rows an (m + 1)-dimensional "
+                          "system")
     if objective.pinned is not None and objective.pinned.any():
         return "cholesky", "auto: the exact hinge pins rows, which only it holds"
     if p <= AUTO_CHOLESKY_MAX:
@@ -692,6 +792,16 @@ def make_solver(name, objective, damping, *, tol=1e-10, max_iter=None,
         With ``name`` and ``reason`` set.
     """
     name, reason = choose_solver(name, objective, damping)
+    if name == "pinned":
+        diagonal = objective.quad_penalty[objective.free]
+        try:
+            solver = PinnedDiagonalSolver(diagonal, objective.fixed_directions(),
+                                          damping)
+        except _NotUnique:  # the dense route holds the parameter fixed, warned
+            name, reason = "cholesky", reason + "; an uncurved parameter: dense"
+        else:
+            solver.reason = reason
+            return solver
     if name == "woodbury":
         solver = WoodburySolver(objective, damping, tol=tol, max_iter=max_iter)
     elif name == "cg":

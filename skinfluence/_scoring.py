@@ -154,6 +154,18 @@ class Scorer:
         new.max_result_bytes = max_result_bytes
         return new
 
+    # -- the test side -------------------------------------------------------------
+    def test_side(self, Xv, y_enc, loss=None):
+        """``sl ↦`` what the scoring methods take for the test rows ``sl``: here the
+        θ-gradients of their test loss (``risk.test_gradients``)."""
+        risk = self.risk
+        return lambda sl: risk.test_gradients(Xv[sl], y_enc[sl], loss)
+
+    def prediction_side(self, Xv):
+        """As :meth:`test_side`, for the predictions (``risk.prediction_gradients``)."""
+        risk = self.risk
+        return lambda sl: risk.prediction_gradients(Xv[sl])
+
     # -- batches and memory -----------------------------------------------------------
     @property
     def n_train(self):
@@ -359,3 +371,14 @@ class Scorer:
         out[:, list(defects)] = np.nan
         warn_no_optimum(defects, "row", stacklevel=4)
         return out
+
+
+def make_scorer(risk, solver, damping):
+    """The scorer of ``risk`` (the one place that chooses it): a kernel machine's
+    exact hinge or ε-insensitive loss scores in kernel space
+    (:class:`skinfluence._kernel_scoring.KernelScorer`, when it applies), every
+    other risk through :class:`Scorer`."""
+    from ._kernel_scoring import KernelScorer
+
+    scorer = KernelScorer.build(risk, solver, damping)
+    return Scorer(risk, solver) if scorer is None else scorer

@@ -31,7 +31,7 @@ from ._removal import (
     group_steps,
     removal_steps,
 )
-from ._scoring import Scorer
+from ._scoring import make_scorer
 from ._typing import ArrayLike, FloatArray, IntArray, MatrixLike, Method, TestLoss
 from ._utils import check_indices, dense, model_input
 from .models import (
@@ -66,7 +66,8 @@ class FlatTestLossWarning(UserWarning):
 def _warn_flat_test_loss(flat, explainer=None):
     """Warn once (FlatTestLossWarning) when some test rows' scores are all zero."""
     count = int(np.count_nonzero(flat))
-    basis = None if explainer is None else explainer.hessian_solver_.basis
+    basis = None if explainer is None or not count else \
+        explainer.hessian_solver_.basis
     if count and basis is not None and basis.shape[1] == 0:
         name = type(unwrap(explainer.estimator_)).__name__
         warnings.warn(
@@ -169,8 +170,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         exactly; its cost does not depend on the conditioning, its memory is
         4–8·n_train² bytes (single-output models with an L2 penalty or damping on every
         coefficient). "auto": "cholesky" up to 4,096 free parameters; beyond, "woodbury"
-        when it applies and its system takes at most 2 GiB, else "cg". "lissa": the
-        paper's stochastic solver (see ``lissa_params``). The choice is
+        when it applies and its system takes at most 2 GiB, else "cg"; for a kernel
+        SVC / SVR with the exact loss (``smoothing=0``), "pinned": the same answer as
+        "cholesky" from the pinned rows' small system (chosen by "auto" only).
+        "lissa": the paper's stochastic solver (see ``lissa_params``). The choice is
         ``hessian_solver_.name``.
     cg_tol : float, default=1e-10
         Relative residual at which conjugate gradients stop ("cg", "woodbury").
@@ -205,7 +208,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     hessian_ : ndarray of shape (n_free, n_free) or None
         H = ∇²R(θ̂) (without damping) over the free parameters (all parameters, but
         for coefficients held at zero by an L1 penalty). None with the "cg",
-        "woodbury" and "lissa" solvers, which never form it.
+        "woodbury" and "lissa" solvers, which never form it ("pinned": its diagonal,
+        dense).
     hessian_solver_ : object
         The solver of ``H + λI`` (its ``name`` says which); with "cholesky",
         ``hessian_solver_.condition_number_`` is the 1-norm condition number of
@@ -379,11 +383,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             max_iter=self.cg_max_iter, lissa_params=self.lissa_params,
             random_state=self.random_state,
         )
-        self.hessian_ = self.hessian_solver_.hessian  # None unless "cholesky"
+        self.hessian_ = self.hessian_solver_.hessian  # None: "cg", "woodbury", "lissa"
         # n·∂(∇R)/∂s_j of every training row (dense, or sparse for sparse X): every
         # score is a product of these with the solved test side
-        self._scorer = (_chunked.ChunkedScorer if chunked else Scorer)(
-            objective, self.hessian_solver_)
+        self._scorer = (_chunked.ChunkedScorer(objective, self.hessian_solver_)
+                        if chunked else make_scorer(objective, self.hessian_solver_,
+                                                    self.damping))
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(objective.params), initial=0.0))
         self.optimality_ = float(np.max(np.abs(step), initial=0.0) / scale)
@@ -458,9 +463,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         Xv, y_enc, loss = self.validate_test(X, y, test_loss=test_loss)
-        obj = self.risk_
-        out = self._scoring().score(
-            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss))
+        scoring = self._scoring()
+        out = scoring.score(Xv.shape[0], scoring.test_side(Xv, y_enc, loss))
         _warn_flat_test_loss(self._flat_rows(out, Xv, y_enc, loss), self)
         return out
 
@@ -497,10 +501,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if reduce not in ("mean", "sum"):
             raise ValueError(f"reduce must be 'mean' or 'sum'; got {reduce!r}.")
         Xv, y_enc, loss = self.validate_test(X, y, test_loss=test_loss)
-        obj = self.risk_
-        return self._scoring().summed(
-            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
-            mean=reduce == "mean")
+        scoring = self._scoring()
+        return scoring.summed(Xv.shape[0], scoring.test_side(Xv, y_enc, loss),
+                              mean=reduce == "mean")
 
     def most_influential(
         self, X: MatrixLike, y: ArrayLike | None = None, k: int = 10,
@@ -564,10 +567,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         if not isinstance(k, Integral) or not 1 <= k <= n_train:
             raise ValueError(f"k must be an integer in [1, {n_train}]; got {k!r}.")
         Xv, y_enc, loss = self.validate_test(X, y, test_loss=test_loss)
-        obj = self.risk_
         sign = {"harmful": 1.0, "helpful": -1.0}.get(kind)
-        out = self._scoring().most_influential(
-            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss), k, sign)
+        scoring = self._scoring()
+        out = scoring.most_influential(
+            Xv.shape[0], scoring.test_side(Xv, y_enc, loss), k, sign)
         _warn_flat_test_loss(out[:, 0, 0] < 0, self)
         indices, scores = out[:, 0].astype(np.intp), out[:, 1]
         if not as_frame:
@@ -599,10 +602,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         obj = self.risk_
         scoring = self._scoring()
         if obj.targets.classes is None:  # regression: the prediction itself
-            return scoring.score(Xv.shape[0], lambda sl: obj.prediction_gradients(Xv[sl]))
+            return scoring.score(Xv.shape[0], scoring.prediction_side(Xv))
         y_pred = self._encode(self.estimator_.predict(X), Xv)
-        return scoring.score(Xv.shape[0],
-                             lambda sl: obj.test_gradients(Xv[sl], y_pred[sl]))
+        return scoring.score(Xv.shape[0], scoring.test_side(Xv, y_pred))
 
     def self_influence(self) -> FloatArray:
         """I_up,loss(z_j, z_j) for every training row j.
@@ -687,9 +689,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             return scoring.loss_changes(Xv, y_enc, steps, loss)
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
-        out = scoring.score(
-            Xv.shape[0], lambda sl: obj.test_gradients(Xv[sl], y_enc[sl], loss),
-            row_scale=scale)
+        out = scoring.score(Xv.shape[0], scoring.test_side(Xv, y_enc, loss),
+                            row_scale=scale)
         _warn_flat_test_loss(self._flat_rows(out, Xv, y_enc, loss), self)
         return out
 

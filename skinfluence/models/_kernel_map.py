@@ -66,17 +66,53 @@ class KernelMap:
         self.cross = cross
         self.n_basis = gram.shape[0]
         factor = _well_conditioned_cholesky(gram, self.CHOLESKY_MIN_PIVOT)
-        if factor is not None:  # W = L^{-T}, φ(X_B) = L
-            self.projection = solve_triangular(
-                factor, np.eye(self.n_basis), lower=True).T
+        self._projection = None
+        if factor is not None:  # W = L^{-T} (formed on first use), φ(X_B) = L
             self.basis_features = factor
         else:
-            self.projection, self.basis_features = _eigen_whitening(gram, rtol)
-        self.rank = self.projection.shape[1]
+            self._projection, self.basis_features = _eigen_whitening(gram, rtol)
+        self.rank = self.basis_features.shape[1]
+
+    @property
+    def projection(self):
+        """W (n_basis, r), ``W Wᵀ = K_BB⁻¹``; the Cholesky route inverts its
+        triangular factor on first use (n_basis³ / 3 flops)."""
+        if self._projection is None:
+            self._projection = solve_triangular(
+                self.basis_features, np.eye(self.n_basis), lower=True).T
+        return self._projection
 
     def __call__(self, X):
-        """φ(X) = K(X, X_B) W, (n, r)."""
-        return np.asarray(dense(self.cross(X)), dtype=np.float64) @ self.projection
+        """φ(X) = K(X, X_B) W, (n, r), as :class:`KernelFeatures` (computed when
+        first needed: a kernel-space scorer reads the kernel rows it needs only)."""
+        return KernelFeatures(self, X)
+
+    def dense(self, X):
+        """φ(X) = K(X, X_B) W as an ndarray (n, r)."""
+        return self.whiten(self.cross_matrix(X))
+
+    def whiten(self, cross):
+        """K(X, X_B) W for kernel rows (n, n_basis): through the Cholesky factor
+        (``(L⁻¹ K(X_B, X))ᵀ``, n_basis² per row) unless W is formed."""
+        if self._projection is not None:
+            return cross @ self._projection
+        return solve_triangular(self.basis_features, cross.T, lower=True,
+                                check_finite=False).T
+
+    def cross_matrix(self, X):
+        """K(X, X_B) as a float64 ndarray (n, n_basis)."""
+        return np.asarray(dense(self.cross(X)), dtype=np.float64)
+
+    def cross_rows(self, X, rows):
+        """K(X, X_B[rows]) as a float64 ndarray (n, len(rows)): only those columns
+        are computed (for ``kernel="precomputed"``, X holds the rows K(X, X_B))."""
+        if not (X.shape[0] and len(rows)):  # kernels refuse empty arrays
+            return np.zeros((X.shape[0], len(rows)))
+        if isinstance(self.cross, CrossKernel):
+            out = self.cross.kernel(X, self.cross.basis[rows])
+        else:  # precomputed: the columns of the given kernel rows
+            out = self.cross(X)[:, rows]
+        return np.asarray(dense(out), dtype=np.float64)
 
     def weights(self, beta):
         """w = (K_BB W)ᵀ β for dual coefficients β (n_basis, k): W of shape (k, r)."""
@@ -93,21 +129,80 @@ class KernelMap:
         The reported parameters are the dual coefficients of every output on the
         basis rows (output by output), then the intercepts.
         """
-        return DualParams(self.projection, n_outputs, fit_intercept)
+        return DualParams(self, n_outputs, fit_intercept)
+
+    def dual(self, W):
+        """β = W_proj wᵀ for rows w (m, r): (m, n_basis). The Cholesky route solves
+        with its factor (``L^{-T} w``, n_basis² per row) unless W is formed."""
+        if self._projection is not None:
+            return W @ self._projection.T
+        return solve_triangular(self.basis_features, W.T, lower=True, trans="T",
+                                check_finite=False).T
+
+
+class KernelFeatures:
+    """φ(X) = K(X, X_B) W for inputs X, computed on first use (array-like).
+
+    What the explainer hands on as test features for a kernel machine: numpy
+    functions see the dense φ (``__array__``, cached); ``F @ M`` is
+    ``K(X, X_B) (W M)`` (decision values without the n × r features); slices of
+    rows stay lazy; :attr:`inputs` are the inputs themselves, from which a
+    kernel-space scorer computes only the kernel columns it needs
+    (:meth:`KernelMap.cross_rows`).
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, kmap, inputs):
+        self.kmap, self.inputs = kmap, inputs
+        self._cross = self._phi = None
+
+    @property
+    def shape(self):
+        return (self.inputs.shape[0], self.kmap.rank)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # (rows, columns): of the dense features
+            return np.asarray(self)[key]
+        return KernelFeatures(self.kmap, self.inputs[key])
+
+    def cross(self):
+        """K(X, X_B) (n, n_basis), computed once."""
+        if self._cross is None:
+            self._cross = self.kmap.cross_matrix(self.inputs)
+        return self._cross
+
+    def __array__(self, dtype=None, copy=None):
+        if self._phi is None:
+            self._phi = self.kmap.whiten(self.cross())
+        phi = self._phi if dtype is None else self._phi.astype(dtype, copy=False)
+        return phi.copy() if copy and phi is self._phi else phi
+
+    def __matmul__(self, M):
+        if self._phi is not None:
+            return self._phi @ M
+        M = np.asarray(M)
+        dual = self.kmap.dual(M.reshape(M.shape[0], -1).T).T  # W M
+        return self.cross() @ dual.reshape((-1,) + M.shape[1:])
 
 
 class DualParams:
-    """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]``, B = W (U Λ^{-1/2})ᵀ."""
+    """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]``, B = W (U Λ^{-1/2})ᵀ
+    (:meth:`KernelMap.dual`)."""
 
-    def __init__(self, projection, n_outputs, fit_intercept):
-        self.projection, self.n_outputs = projection, n_outputs
+    def __init__(self, kmap, n_outputs, fit_intercept):
+        self.kmap, self.n_outputs = kmap, n_outputs
         self.fit_intercept = fit_intercept
 
     def __call__(self, rows):
         rows = np.asarray(rows)
-        k, (m, r) = self.n_outputs, self.projection.shape
-        W = rows[:, : k * r].reshape(len(rows), k, r)
-        B = (W @ self.projection.T).reshape(len(rows), k * m)
+        k, m, r = self.n_outputs, self.kmap.n_basis, self.kmap.rank
+        W = rows[:, : k * r].reshape(len(rows) * k, r)
+        B = self.kmap.dual(W).reshape(len(rows), k * m)
         return np.hstack([B, rows[:, k * r:]]) if self.fit_intercept else B
 
 
