@@ -158,12 +158,12 @@ def _same_piece(oracle, j, functional, h):
 @pytest.mark.parametrize("config_id", list(CONFIGS))
 def test_influences_match_refits(config_id):
     """param_influence (ρ / ε included), the influence on the decision value /
-    prediction (``test_loss="decision"``, NuSVR's ``transform``) and on the default test loss vs central finite
-    differences of refits, for rows inside, on and beyond the margin / tube."""
+    prediction (``test_loss="decision"``, NuSVR's ``transform``) and on the default
+    test loss vs central finite differences of refits, for rows inside, on and
+    beyond the margin / tube."""
     explainer, oracle, X, y, X_test, y_test = case(config_id)
     oracle.fit = _refit_with_data(oracle)
-    n, model = len(y), explainer.estimator_
-    sw = oracle.sample_weight
+    model, sw = explainer.estimator_, oracle.sample_weight
     rho_fit = rho(model, sw) if isinstance(model, NuSVC) else None
     decision = explainer.loss_influence(X_test, test_loss="decision")
     pred = np.hstack([explainer.param_influence(), decision.T,
@@ -277,3 +277,35 @@ def test_sklearn_compatible_nu_svms(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [
+    NuSVC(kernel="linear", nu=0.41, **LIBSVM), NuSVC(nu=0.41, gamma=1.0, **LIBSVM),
+    NuSVR(kernel="linear", nu=0.41, C=0.3, **LIBSVM),
+    NuSVR(nu=0.41, gamma=1.0, **LIBSVM)],
+    ids=["nusvc-linear", "nusvc-rbf", "nusvr-linear", "nusvr-rbf"])
+def test_rows_of_zero_weight(estimator):
+    """libsvm drops rows of zero weight (support_ indexes the rest) and they are not
+    in ν Σ s: the fit is the one without them, and so are the influences of the
+    other rows (times n / n_kept: n·∂/∂s_j)."""
+    X, y, X_test, _ = dataset("moons")
+    y = y if isinstance(estimator, NuSVC) else X[:, 0] - X[:, 1] ** 2
+    sw = np.ones(len(y))
+    sw[[0, 5, 6]] = 0.0
+    kept = sw > 0
+    full = InfluenceExplainer(estimator, smoothing=0.1).fit(X, y, sample_weight=sw)
+    assert full.optimality_ < 1e-8
+    without = InfluenceExplainer(estimator, smoothing=0.1).fit(X[kept], y[kept])
+    scores = full.loss_influence(X_test, test_loss="decision")
+    expected = without.loss_influence(X_test, test_loss="decision")
+    assert max_rel_error(scores[:, kept] * kept.sum() / len(y), expected) < 1e-6
+
+
+def test_sparse_inputs():
+    """Sparse X (libsvm's sparse fit, sparse coef_) gives the dense answers."""
+    import scipy.sparse as sp
+    explainer, _, X, y, X_test, _ = case("nusvc-linear-bc-sw")
+    sw = explainer.sample_weight_
+    sparse = InfluenceExplainer(clone(explainer.estimator)).fit(
+        sp.csr_matrix(X), y, sample_weight=sw)
+    assert max_rel_error(sparse.param_influence(), explainer.param_influence()) < 1e-6
