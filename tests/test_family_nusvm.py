@@ -309,3 +309,31 @@ def test_sparse_inputs():
     sparse = InfluenceExplainer(clone(explainer.estimator)).fit(
         sp.csr_matrix(X), y, sample_weight=sw)
     assert max_rel_error(sparse.param_influence(), explainer.param_influence()) < 1e-6
+
+
+def test_named_test_losses_see_the_decision_value():
+    """NuSVC's decision value is f/ρ, a ratio of two outputs: log_loss and hinge
+    are losses of it (one output: the binomial log-loss), by the chain rule from the
+    decision-value influence (checked against refits above). Regression: log_loss
+    was the softmax over the three internal outputs (an IndexError)."""
+    explainer, _, X, y, X_test, y_test = case("nusvc-rbf-bc-sw")
+    decision = explainer.loss_influence(X_test, test_loss="decision")
+    value = explainer.estimator_.decision_function(X_test)
+    yt = np.where(y_test == explainer.classes_[1], 1.0, -1.0)
+    slope = {"log_loss": -yt / (1.0 + np.exp(yt * value)),
+             "hinge": -yt * (yt * value < 1)}
+    for name, dloss in slope.items():
+        got = explainer.loss_influence(X_test, y_test, test_loss=name)
+        assert max_rel_error(got, dloss[:, None] * decision) < 1e-10
+
+
+def test_influences_keep_the_pinned_rows_on_their_kink():
+    """Rows pinned on a kink a·z = 0 that combines outputs (NuSVC: ρ − ỹ f = 0,
+    NuSVR: ±(f − y) − ε = 0) stay on it: a·Δz_i = 0 for every influence row."""
+    for config_id in ("nusvc-linear-bc-sw", "nusvr-rbf-wave"):
+        explainer = case(config_id)[0]
+        risk = explainer.risk_
+        influence = explainer._scoring().influence_rows(np.arange(len(risk.y)))
+        pins = risk.pin_gradients()
+        assert pins.shape[1] == risk.pinned.sum() > 0
+        assert np.abs(influence @ pins).max() < 1e-8 * np.abs(influence).max()

@@ -211,7 +211,8 @@ def test_loss(name, objective):
             )
         return _on_predicted(name, objective)
     classifier = objective.targets.classes is not None
-    k = objective.n_outputs
+    predicted = getattr(objective, "predicted", None)  # the outputs that predict
+    k = objective.n_outputs if predicted is None else len(predicted)
     losses = {"decision": DecisionValue}
     if classifier:
         losses.update({
