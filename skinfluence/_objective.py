@@ -80,6 +80,11 @@ class LinearObjective:
     pinned : ndarray of bool of shape (n, k) or None
         (row, output) pairs whose decision value is held fixed under a small
         re-weighting: an exact hinge's support vectors on the margin (m = 1).
+    pin_directions : ndarray of shape (n, k) or None
+        For a loss whose kink is a combination of outputs (a hinge of ``a_i·z_i``,
+        e.g. ν-SVC's ``max(0, ρ − ỹ f)``): the output-space direction ``a_i`` held
+        fixed for a pinned row (``a_i·z_i`` stays at the kink; mark the row pinned
+        on one output only). None: each pinned output alone.
     hidden : ndarray of bool of shape (p,) or None
         Structural zeros: parameters held at zero and left out of the public
         ``params_`` layout (``reported``), e.g. the coefficients of an output that
@@ -120,6 +125,7 @@ class LinearObjective:
         fixed=None,
         train_dz=None,
         pinned=None,
+        pin_directions=None,
         hidden=None,
         predicted=None,
         input_map=None,
@@ -147,6 +153,7 @@ class LinearObjective:
         self.weighted_mask = weighted_mask
         self.train_dz = train_dz
         self.pinned = pinned
+        self.pin_directions = pin_directions
         self.input_map = input_map
         self.inputs = X if inputs is None else inputs
         self.param_map = param_map
@@ -249,14 +256,28 @@ class LinearObjective:
                     v = np.zeros(self.n_params)
                     v[members] = 1.0
                     cols.append(v[self.free][:, None])
-        if self.pinned is not None:
-            for k in range(self.n_outputs):
-                rows = np.flatnonzero(self.pinned[:, k])
-                if rows.size:
-                    onehot = np.zeros((rows.size, self.n_outputs))
-                    onehot[:, k] = 1.0
-                    G = self.row_gradients(self.X[rows], onehot)
-                    cols.append(np.asarray(G.toarray() if sp.issparse(G) else G).T)
+        if self.pinned is not None and self.pinned.any():
+            cols.append(self.pin_gradients())
+        if not cols:
+            return np.zeros((int(self.free.sum()), 0))
+        return np.hstack(cols)
+
+    def pin_gradients(self, mask=None):
+        """∂(a·z_i)/∂θ of the pinned (row, output) pairs in ``mask`` (all of
+        ``pinned`` when None) as columns (p_free, m), output by output, then row:
+        ``a = e_output``, or the row's ``pin_directions`` when given."""
+        mask = self.pinned if mask is None else mask
+        cols = []
+        for k in range(self.n_outputs):
+            rows = np.flatnonzero(mask[:, k])
+            if rows.size:
+                if self.pin_directions is None:
+                    dZ = np.zeros((rows.size, self.n_outputs))
+                    dZ[:, k] = 1.0
+                else:
+                    dZ = self.pin_directions[rows]
+                G = self.row_gradients(self.X[rows], dZ)
+                cols.append(np.asarray(G.toarray() if sp.issparse(G) else G).T)
         if not cols:
             return np.zeros((int(self.free.sum()), 0))
         return np.hstack(cols)

@@ -775,11 +775,8 @@ def _release_pins(objective, S, H, G, steps):
     """Steps of pinned rows with their own pins released (in place); NaN where the
     objective is flat along the released direction (e.g. the only support vector
     fixing an unpenalised intercept: use smoothing > 0)."""
-    rows, outputs = np.nonzero(objective.pinned)
-    k = objective.n_outputs
-    onehot = np.zeros((len(rows), k))
-    onehot[np.arange(len(rows)), outputs] = 1.0
-    A = dense(objective.row_gradients(objective.X[rows], onehot)).T  # (p, m) pins
+    _, rows = np.nonzero(objective.pinned.T)  # by output, then row
+    A = objective.pin_gradients()  # (p, m) pins, in the same order
     U = A @ np.linalg.pinv(A.T @ A)  # column i ⟂ every pin but i
     U /= np.linalg.norm(U, axis=0)
     V = U - S @ (H @ U)  # v = (I − S H) u
@@ -1379,14 +1376,7 @@ def _released_basis(objective, rows):
     flats = fixed[:, : fixed.shape[1] - n_pins]  # pins come last, by output then row
     keep = objective.pinned.copy()
     keep[rows] = False
-    cols = [flats]
-    for a in range(objective.n_outputs):
-        kept = np.flatnonzero(keep[:, a])
-        if kept.size:
-            onehot = np.zeros((kept.size, objective.n_outputs))
-            onehot[:, a] = 1.0
-            cols.append(dense(objective.row_gradients(objective.X[kept], onehot)).T)
-    return complement_basis(np.hstack(cols))
+    return complement_basis(np.hstack([flats, objective.pin_gradients(keep)]))
 
 
 def _group_jacobian(objective, Xg):

@@ -32,6 +32,7 @@ from . import (
     logistic,
     mlp,
     multitask,
+    nusvm,
     quantile,
     ridge,
     ridge_cv,
@@ -42,7 +43,7 @@ from . import (
 from .refused import KINDS, REFUSED, refusal
 
 _FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr,
-             huber, quantile, mlp, kernel_svm, kernel_ridge)
+             huber, quantile, mlp, kernel_svm, kernel_ridge, nusvm)
 
 
 def supported_estimators():

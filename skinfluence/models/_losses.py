@@ -200,7 +200,8 @@ def test_loss(name, objective):
     (exact), "squared_hinge", "squared_error" (regressors), "decision" (the decision
     value; the prediction for regressors). Any object with ``value_grad(Z, y)`` in the
     family's target encoding is used as is. Both see only the ``predicted`` outputs
-    of the objective (``OnOutputs``) when some outputs are not predictions.
+    of the objective (``OnOutputs``) when some outputs are not predictions, or the
+    objective's ``prediction(Z)`` when it has one (``OnPrediction``).
     """
     if not isinstance(name, str):
         if not hasattr(name, "value_grad"):
@@ -210,7 +211,8 @@ def test_loss(name, objective):
             )
         return _on_predicted(name, objective)
     classifier = objective.targets.classes is not None
-    k = objective.n_outputs
+    predicted = getattr(objective, "predicted", None)  # the outputs that predict
+    k = objective.n_outputs if predicted is None else len(predicted)
     losses = {"decision": DecisionValue}
     if classifier:
         losses.update({
@@ -229,7 +231,27 @@ def test_loss(name, objective):
     return _on_predicted(losses[name](), objective)
 
 
+class OnPrediction:
+    """A test loss of the model's predictions when they are a non-linear function
+    of the outputs: ``prediction(Z) -> (P (n, m), ∂P/∂Z (n, m, k))`` (e.g. ν-SVC's
+    decision value f/ρ); ``loss`` sees P and dL/dZ follows by the chain rule."""
+
+    shift_invariant = False
+    separable = False
+
+    def __init__(self, loss, prediction):
+        self.loss, self.prediction = loss, prediction
+
+    def value_grad(self, Z, y):
+        P, J = self.prediction(Z)
+        value, dP = self.loss.value_grad(P, y)
+        return value, np.einsum("nm,nmk->nk", dP, J)
+
+
 def _on_predicted(loss, objective):
+    prediction = getattr(objective, "prediction", None)
+    if prediction is not None:  # predictions non-linear in the outputs
+        return OnPrediction(loss, prediction)
     predicted = getattr(objective, "predicted", None)
     if predicted is None or len(predicted) == objective.n_outputs:
         return loss

@@ -18,7 +18,7 @@ from sklearn.linear_model import (
     SGDOneClassSVM,
     TheilSenRegressor,
 )
-from sklearn.svm import NuSVC, NuSVR, OneClassSVM
+from sklearn.svm import OneClassSVM
 
 _NO_OBJECTIVE = ("is not the optimum of a training objective, so influence functions "
                  "(derivatives of an optimum) do not apply")
@@ -51,12 +51,10 @@ REFUSED = {
                 "perceptron criterion max(0, −m) is piecewise linear and "
                 "unregularised, so influence functions do not apply. Use "
                 "SGDClassifier(loss='hinge') or LogisticRegression",
-    NuSVR: "is not supported yet (needs the ν-parametrised ε-tube, whose width is "
-           "itself fitted); use SVR (any kernel, a fixed epsilon)",
-    NuSVC: "is not supported yet (needs the ν-parametrised margin, whose offset is "
-           "itself fitted); use SVC (any kernel, binary)",
-    OneClassSVM: "is not supported (an unsupervised model: no training loss per "
-                 "labelled row)",
+    OneClassSVM: "is not supported (an unsupervised model: its objective ½‖w‖² "
+                 "− ρ + (1/(ν n)) Σ s_i max(0, ρ − w·φ(x_i)) has no label per row, "
+                 "so there is no test loss of (x, y) to be influenced; NuSVC / "
+                 "NuSVR are supported)",
     SGDOneClassSVM: "is not supported yet: its SGD objective (ν/2)‖w‖² + ν b + "
                     "(1/n) Σ s_i max(0, 1 − w·x_i − b) (offset_ = 1 − b) has a term "
                     "linear in the intercept and no labels, and SGD does not reach its "
