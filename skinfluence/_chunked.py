@@ -39,13 +39,15 @@ workers or lazy.
 import copy
 import operator
 import pickle
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.validation import check_array
 
 from ._objective import LinearObjective
 from ._scoring import Scorer, output_grams, solve_rows
-from ._utils import dense
+from ._utils import dense, largest_leverages
 from .models._population import Population, population
 from .models._targets import ClassLabels, check_label_types
 
@@ -170,8 +172,6 @@ def _from_numpy(v, row_chunks):
     rebuilds the blocks of a worker that is lost (scattered data would be gone).
     With the local schedulers they are views of ``v``.
     """
-    import warnings
-
     _, da = _dask()
     arr = da.from_array(v, chunks=(tuple(row_chunks),) + v.shape[1:])
     try:
@@ -220,10 +220,12 @@ def add(a, b):
 
 # -- the population: totals over every row -----------------------------------------
 def _chunk_totals(y, sample_weight, classes):
-    """(m, Σ s, N_g, S_g) of one chunk's labels and weights."""
+    """(m, Σ s, N_g, S_g) of one chunk's labels and weights, checked (labels among
+    ``classes``, or finite real targets)."""
     m = len(y)
     s = np.ones(m) if sample_weight is None else np.asarray(sample_weight)
-    if classes is None:
+    if classes is None:  # real targets: finite numbers
+        check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         return m, s.sum(), np.zeros(0), np.zeros(0)
     y = np.asarray(y)
     check_label_types(y)
@@ -332,11 +334,17 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
     name = type(recipe.model).__name__
     builds = []
     for m in sizes:
-        try:
-            builds.append(recipe.build(Xh[:m], yh[:m], None if sh is None else sh[:m]))
-        except IndexError as exc:  # it indexes every training row (support_, ...)
-            raise NotImplementedError(_needs_all_rows(name, "it indexes every "
-                                                      "training row")) from exc
+        try:  # y and the weights passed their checks (row_totals)
+            with warnings.catch_warnings():  # about these rows alone: not shown
+                warnings.simplefilter("ignore")
+                builds.append(recipe.build(Xh[:m], yh[:m],
+                                           None if sh is None else sh[:m]))
+        except Exception as exc:  # noqa: BLE001 - its fitted state has every row
+            raise NotImplementedError(_needs_all_rows(
+                name, "its objective cannot be rebuilt from some of the rows "
+                f"({type(exc).__name__}: {exc}): its fitted state refers to every "
+                "training row (a kernel machine's or an SVM's dual coefficients)"
+            )) from exc
     first = builds[0]
     if not isinstance(first, LinearObjective) or first.input_map is not None:
         raise NotImplementedError(_needs_all_rows(
@@ -665,6 +673,11 @@ def _leverage_matrices(local, solver, n):
     return local.row_curvature() @ output_grams(local, solver, n_jobs=1) / n
 
 
+def _leverages(local, solver, n):
+    return largest_leverages(local.row_curvature(), output_grams(local, solver, n_jobs=1),
+                             n)
+
+
 def _newton_block(local, solver, n, Vs, Z, y, loss, defects, first):
     """leave_one_out(method="newton") of one chunk's rows (T, m); see
     ``Scorer.newton_loss_changes``. ``defects``: row numbers without a refit."""
@@ -746,6 +759,11 @@ class ChunkedScorer(Scorer):
         """M_j = D_j U_jᵀ H⁻¹ U_j / n of every training row, lazy (n, k, k)."""
         k = self.risk.n_outputs
         return self.rows.map(_leverage_matrices, lambda m: (m, k, k),
+                             args=(self.solver, self.n_train))
+
+    def leverages(self):
+        """The largest leverage of every training row (several outputs), lazy (n,)."""
+        return self.rows.map(_leverages, lambda m: (m,),
                              args=(self.solver, self.n_train))
 
     def newton_loss_changes(self, Xv, y_enc, loss):

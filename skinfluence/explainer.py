@@ -38,7 +38,7 @@ from ._removal import (
 )
 from ._scoring import Scorer
 from ._typing import ArrayLike, FloatArray, IntArray, MatrixLike, Method, TestLoss
-from ._utils import check_indices, dense, model_input
+from ._utils import check_indices, dense, largest_leverages, model_input
 from .models import (
     balanced_from_sample_weight,
     binary_only,
@@ -824,13 +824,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         scoring = self._scoring()
         if self.risk_.n_outputs == 1:
             return scoring.leverage_matrices()[:, 0, 0]
-        # D_j is symmetric PSD (softmax: one class weight per row; one-vs-rest:
-        # diagonal), so D_j A_j has the eigenvalues of D_j^{1/2} A_j D_j^{1/2}
-        vals, vecs = np.linalg.eigh(self.risk_.row_curvature())
-        root = (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]) @ \
-            vecs.transpose(0, 2, 1)
-        sym = root @ scoring.output_grams() @ root / len(self.sample_weight_)
-        return np.linalg.eigvalsh(sym)[:, -1]
+        if self._chunked:
+            return scoring.leverages()
+        return largest_leverages(self.risk_.row_curvature(), scoring.output_grams(),
+                                 len(self.sample_weight_))
 
     def param_change(self, indices: ArrayLike | None = None,
                      method: Method = "newton") -> FloatArray:

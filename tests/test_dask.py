@@ -150,6 +150,7 @@ def test_chunked_training_rows_on_a_local_cluster(tmp_path):
             return explainer.most_influential(Xt, yt, k=10)
 
         (idx, scores), client_peak = _rss_peak(explain)
+    print("CLIENT PEAK MB", client_peak / 2**20)
     assert client_peak < 0.5 * ROWS * COLS * 8, client_peak / 2**20
     # independent: R = (1/n) Σ (y − z)² + (α/n) ‖w‖², scores −g_tᵀ H⁻¹ g_j
     H = 2 * (gram + np.diag(np.r_[np.full(COLS, ALPHA), 0.0])) / ROWS
