@@ -94,7 +94,8 @@ def compute(*collections, verbose=0):
 
 
 def check_chunked_X(X, input_name="X"):
-    """A dense 2-D dask array of float64 with known row chunks and one column chunk.
+    """A 2-D dask array of float64 with known row chunks and one column chunk: numpy
+    blocks, or scipy.sparse blocks (converted to CSR).
 
     A dask DataFrame is converted with its partitions' lengths
     (``to_dask_array(lengths=True)``).
@@ -117,13 +118,20 @@ def check_chunked_X(X, input_name="X"):
         )
     if X.shape[0] == 0:
         raise ValueError(f"{input_name} has 0 rows: at least one is required.")
-    if sp.issparse(getattr(X, "_meta", None)):
-        raise TypeError(f"{input_name} has sparse chunks; chunked training data must "
-                        "be dense (call .map_blocks(lambda b: b.toarray())).")
     if not np.issubdtype(X.dtype, np.number) or \
             np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{input_name} must hold real numbers; got dtype {X.dtype}.")
-    return X.astype(np.float64).rechunk({1: -1})
+    # scipy.sparse blocks become CSR (the meta does not always say: da.concatenate
+    # of sparse blocks has a numpy meta), numpy blocks float64
+    meta = sp.csr_matrix((0, 0)) if sp.issparse(getattr(X, "_meta", None)) else None
+    return X.map_blocks(_rows_of, dtype=np.float64, meta=meta).rechunk({1: -1})
+
+
+def _rows_of(X):
+    """A block of rows as float64 numpy, or CSR for sparse blocks."""
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float64)
+    return np.asarray(X, dtype=np.float64)
 
 
 def row_vector(v, X, input_name):
@@ -291,8 +299,11 @@ def _local(recipe, shell, X, y, sample_weight, first):
     """The family's objective on one chunk of rows: the shell (θ̂, penalties, totals)
     with the chunk's per-row arrays. ``first``: the chunk's first row number, or the
     row numbers of gathered rows."""
-    if not np.all(np.isfinite(X)):
-        bad = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+    values = X.data if sp.issparse(X) else X
+    if not np.all(np.isfinite(values)):
+        bad = (int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(values))[0],
+                                   side="right") - 1) if sp.issparse(X) else
+               int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0]))
         row = first[bad] if isinstance(first, np.ndarray) else first + bad
         raise ValueError(
             f"Input X contains NaN or infinity (training row {row}, found "
@@ -307,7 +318,7 @@ def _local(recipe, shell, X, y, sample_weight, first):
 
 
 def _run(fn, recipe, shell, X, y, sample_weight, first, args, kwargs):
-    local = _local(recipe, shell, np.asarray(X), y, sample_weight, first)
+    local = _local(recipe, shell, _rows_of(X), y, sample_weight, first)
     return fn(local, *args, **kwargs)
 
 
@@ -329,8 +340,9 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
     head = [X[:sizes[-1]], y[:sizes[-1]]]
     if sample_weight is not None:
         head.append(sample_weight[:sizes[-1]])
-    head = [np.asarray(v) for v in compute(*head, verbose=verbose)]
-    Xh, yh, sh = head[0], head[1], head[2] if len(head) == 3 else None
+    head = compute(*head, verbose=verbose)
+    Xh, yh = _rows_of(head[0]), np.asarray(head[1])
+    sh = np.asarray(head[2]) if len(head) == 3 else None
     name = type(recipe.model).__name__
     builds = []
     for m in sizes:
@@ -501,9 +513,9 @@ class RowChunks:
         parts = [self.X[rows], self.y[rows]]
         if self._sample_weight is not None:
             parts.append(self._sample_weight[rows])
-        parts = [np.asarray(v) for v in compute(*parts, verbose=self.verbose)]
-        return _local(self.recipe, self.shell, parts[0], parts[1],
-                      parts[2] if len(parts) == 3 else None, rows)
+        parts = compute(*parts, verbose=self.verbose)
+        return _local(self.recipe, self.shell, _rows_of(parts[0]), np.asarray(parts[1]),
+                      np.asarray(parts[2]) if len(parts) == 3 else None, rows)
 
 
 # -- the fitted risk ---------------------------------------------------------------------

@@ -1071,7 +1071,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"got {type(self.estimator).__name__}. Pipelines are not supported on "
                 "chunks: transform the dask array first."
             )
-        _check_feature_names(self, X, reset=True)  # a dask DataFrame's columns
+        _check_feature_names(self, getattr(X, "_meta", X), reset=True)  # columns
         Xv = _chunked.check_chunked_X(X)
         self.n_features_in_ = Xv.shape[1]
         yv = _chunked.row_vector(y, Xv, "y")

@@ -435,3 +435,69 @@ def test_multi_output_and_balanced_models_on_chunks_equal_in_memory(name):
         np.testing.assert_allclose(chunked.param_change(rows, method="newton"),
                                    ref.param_change(rows, method="newton"),
                                    rtol=1e-10, atol=1e-15)
+
+
+def test_sparse_chunks_equal_in_memory_sparse_rows():
+    """A dask array of scipy.sparse CSR blocks: the same results as the in-memory
+    explainer on the CSR matrix (whose sparse arithmetic they share)."""
+    import scipy.sparse as sp
+
+    rng = np.random.RandomState(3)
+    X = sp.random(N, 12, density=0.25, format="csr", random_state=rng) * 3
+    y = (np.asarray(X[:, :4].sum(axis=1)).ravel() + 0.3 * rng.randn(N) > 0.6) \
+        .astype(int)
+    sw = rng.uniform(0.5, 2.0, N)
+    Xt, yt = X[:30].toarray() + 0.1, y[:30]
+    model = LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12).fit(
+        X, y, sample_weight=sw)
+    ref = InfluenceExplainer(FrozenEstimator(model)).fit(X, y, sample_weight=sw)
+    bounds = np.r_[0:N:97, N]
+    blocks = [da.from_delayed(dask.delayed(X[a:b].tocoo)(), shape=(b - a, 12),
+                              dtype=float, meta=sp.coo_matrix((0, 0)))
+              for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    chunked = InfluenceExplainer(FrozenEstimator(model)).fit(
+        da.concatenate(blocks), y, sample_weight=sw)
+    np.testing.assert_allclose(chunked.hessian_, ref.hessian_, rtol=1e-12)
+    _close(chunked.loss_influence(Xt, yt), ref.loss_influence(Xt, yt))
+    _close(chunked.self_influence(), ref.self_influence())
+    _close(chunked.leave_one_out(Xt, yt, method="newton"),
+           ref.leave_one_out(Xt, yt, method="newton"))
+    rows = [5, 599, 0, 311]
+    np.testing.assert_allclose(chunked.param_influence(rows), ref.param_influence(rows),
+                               rtol=1e-10)
+    idx, scores = chunked.most_influential(Xt, yt, k=4)
+    ref_idx, ref_scores = ref.most_influential(Xt, yt, k=4)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-10)
+    Xbad = X.copy()
+    Xbad.data[Xbad.indptr[400]] = np.nan  # the first stored value of row 400
+    with pytest.raises(ValueError, match="training row 400"):
+        InfluenceExplainer(FrozenEstimator(model)).fit(
+            da.from_array(Xbad, chunks=(97, 12), asarray=False), y)
+
+
+def test_dask_dataframe_training_rows():
+    """A dask DataFrame (and Series): its partitions' lengths, its columns as
+    feature_names_in_ (test DataFrames are checked against them, as in
+    scikit-learn), its index as training_index_ (labels in as_frame results)."""
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, sw, Xt, yt = _data("binary")
+    columns = [f"f{i}" for i in range(D)]
+    frame = pd.DataFrame(X, columns=columns, index=1000 + np.arange(N))
+    model = LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12).fit(
+        frame, y, sample_weight=sw)
+    ref = InfluenceExplainer(FrozenEstimator(model)).fit(frame, y, sample_weight=sw)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    labels = dd.from_pandas(pd.Series(y, index=frame.index), npartitions=3)
+    chunked = InfluenceExplainer(FrozenEstimator(model)).fit(ddf, labels,
+                                                             sample_weight=sw)
+    assert list(chunked.feature_names_in_) == columns
+    test = pd.DataFrame(Xt, columns=columns)
+    _close(chunked.loss_influence(test, yt), ref.loss_influence(test, yt))
+    got = chunked.most_influential(test, yt, k=3, as_frame=True)
+    expected = ref.most_influential(test, yt, k=3, as_frame=True)
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-10)
+    assert got["training_row"].min() >= 1000  # the DataFrame's index labels
+    with pytest.raises(ValueError, match="feature names"):
+        chunked.loss_influence(test[columns[::-1]], yt)
