@@ -113,9 +113,9 @@ def top_rows_frame(explainer, X, Xv, y_enc, loss, indices, scores, kind, method)
 def _row_details(explainer, rows):
     """(sample weights, ``training_index_`` labels, labels or None) of the training
     rows ``rows``; on chunked data only those rows are gathered."""
-    if explainer._chunked:
-        from ._chunked import compute
+    from ._chunked import compute, is_chunked
 
+    if is_chunked(explainer.X_fit_):
         local = explainer.risk_.rows.take(rows)
         (training,) = compute(explainer.training_index_[rows])
         labels = local.targets.decode(local.y)
