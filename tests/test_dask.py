@@ -202,8 +202,10 @@ def test_chunked_results_exact_after_a_worker_dies(tmp_path):
     flag = str(tmp_path / "killed")
     X_mem = np.vstack([_small_rows(i)[0] for i in range(8)])
     y_mem = np.concatenate([_small_rows(i)[1] for i in range(8)])
-    model = LogisticRegression(solver="newton-cholesky", tol=1e-12).fit(X_mem, y_mem)
-    reference = InfluenceExplainer(model).fit(X_mem, y_mem)
+    sw = np.linspace(0.5, 2.0, len(y_mem))  # numpy: sent to the workers once
+    model = LogisticRegression(solver="newton-cholesky", tol=1e-12).fit(
+        X_mem, y_mem, sample_weight=sw)
+    reference = InfluenceExplainer(model).fit(X_mem, y_mem, sample_weight=sw)
     X = da.map_blocks(lambda block_id=None: _rows_killing_once(block_id[0], flag)[0],
                       dtype=float, chunks=((2000,) * 8, (5,)))
     y = da.map_blocks(lambda block_id=None: _rows_killing_once(block_id[0], flag)[1],
@@ -212,7 +214,8 @@ def test_chunked_results_exact_after_a_worker_dies(tmp_path):
                                   local_directory=tmp_path,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster):
-        explainer = InfluenceExplainer(FrozenEstimator(model)).fit(X, y)
+        explainer = InfluenceExplainer(FrozenEstimator(model)).fit(X, y,
+                                                                   sample_weight=sw)
         open(flag + ".armed", "w").close()  # the death comes while scoring
         idx, scores = explainer.most_influential(X_mem[:20], y_mem[:20], k=5)
         self_inf = explainer.self_influence().compute()
