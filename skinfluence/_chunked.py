@@ -323,7 +323,7 @@ def _run(fn, recipe, shell, X, y, sample_weight, first, args, kwargs):
 
 
 def family_risk(recipe, X, y, sample_weight, verbose=0):
-    """The family's objective on chunked rows, without its rows (the ``shell``).
+    """The family's objective on chunked rows, without its rows or X (the ``shell``).
 
     Everything but the per-row arrays — θ̂, loss, targets, penalties, the
     class-weight Jacobian — comes from the builder run in the client on the first
@@ -375,8 +375,7 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
                     name, f"a row's {attr!r} depends on the other rows"))
     if len(builds) == 3:
         _extrapolate(shell, builds, r, n, name)
-    shell.X = X
-    return shell
+    return shell  # without X: sent to every task
 
 
 def _head(v, r):
@@ -555,6 +554,7 @@ class ChunkedObjective:
     def __init__(self, rows, totals):
         risk = rows.shell
         self._risk, self.rows, self.totals = risk, rows, totals
+        self.X = rows.X  # lazy, (n, d)
         n_groups = 0 if risk.weight_jacobian is None else risk.weight_jacobian.shape[0]
         H, g, group_sums = self.rows.reduce(_row_sums, args=(n_groups,))
         n, free = self.rows.n, risk.free

@@ -118,6 +118,19 @@ def test_chunked_equals_in_memory(name, chunks):
                                    rtol=1e-9)
 
 
+def test_what_every_task_receives_holds_no_training_rows():
+    """The family's objective and recipe sent with every task (one key per pass)
+    carry no row, not even X's graph: a numpy X wrapped by da.from_array would
+    otherwise travel with them in each pass."""
+    import pickle
+
+    _, chunked, _, _ = _pair("logistic", 97)
+    rows = chunked.risk_.rows
+    sent = len(pickle.dumps((rows.recipe, rows.shell)))
+    assert sent < 8 * N, sent  # X alone is 8·N·D bytes, y and the weights 16·N
+    assert rows.shell.X is None and rows.shell.y is None
+
+
 def test_two_chunkings_agree_and_test_set_may_be_dask(monkeypatch):
     import skinfluence._chunked
 
