@@ -326,13 +326,16 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
     """The family's objective on chunked rows, without its rows or X (the ``shell``).
 
     Everything but the per-row arrays — θ̂, loss, targets, penalties, the
-    class-weight Jacobian — comes from the builder run in the client on the first
-    r, 2r and 3r rows (gathered; r ≤ ``HEAD_ROWS``) under the totals of all rows.
-    What still depends on the number of rows given is R's penalty scale, of the
-    form a + b/m (F's penalty divided by C·m, or not): read at m = n from the first
-    two builds and checked on the third. A builder whose objective depends on the
-    rows in any other way (a kernel map of the training rows, an SVM's dual
-    solution, a network) needs every row at once and is refused.
+    class-weight Jacobian — comes from the builder run in the client on the labels
+    and weights of the first r, 2r and 3r rows (gathered; r ≤ ``HEAD_ROWS``) under
+    the totals of all rows, with X standing in by its shape (``_ShapeOnly``). What
+    still depends on the number of rows given is R's penalty scale, of the form
+    a + b/m (F's penalty divided by C·m, or not): read at m = n from the first two
+    builds and checked on the third; a row's values must not change with the rows
+    after it. A builder whose objective depends on the rows in any other way (it
+    computes with X: a kernel map, an SVM's dual solution, Huber's scale at its
+    bound, quantile kinks; totals it does not take from ``models._population``; a
+    network) needs every row at once and is refused.
     """
     n = X.shape[0]
     r = min(HEAD_ROWS, n // 3)
@@ -341,7 +344,7 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
     if sample_weight is not None:
         head.append(sample_weight[:sizes[-1]])
     head = compute(*head, verbose=verbose)
-    Xh, yh = _rows_of(head[0]), np.asarray(head[1])
+    yh = np.asarray(head[1])
     sh = np.asarray(head[2]) if len(head) == 3 else None
     name = type(recipe.model).__name__
     builds = []
@@ -349,8 +352,13 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
         try:  # y and the weights passed their checks (row_totals)
             with warnings.catch_warnings():  # about these rows alone: not shown
                 warnings.simplefilter("ignore")
-                builds.append(recipe.build(Xh[:m], yh[:m],
+                builds.append(recipe.build(_ShapeOnly((m, X.shape[1])), yh[:m],
                                            None if sh is None else sh[:m]))
+        except _ReadsRows as exc:
+            raise NotImplementedError(_needs_all_rows(
+                name, "its objective reads the training rows' features when it is "
+                "built (a kernel map, a dual solution, a fitted scale or kinks "
+                "found from the residuals), which needs every row at once")) from exc
         except Exception as exc:  # noqa: BLE001 - its fitted state has every row
             raise NotImplementedError(_needs_all_rows(
                 name, "its objective cannot be rebuilt from some of the rows "
@@ -369,13 +377,36 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
             "'squared_hinge'), LogisticRegression)"))
     shell = _shell(first)
     for built in builds[1:]:
-        for attr in ROW_NAMES:  # the first r rows: the same values in every build
+        for attr in ROW_ATTRIBUTES + ("row_weight",):  # the first r rows: the same
             if not _same(getattr(first, attr), _head(getattr(built, attr), r)):
                 raise NotImplementedError(_needs_all_rows(
                     name, f"a row's {attr!r} depends on the other rows"))
     if len(builds) == 3:
         _extrapolate(shell, builds, r, n, name)
     return shell  # without X: sent to every task
+
+
+class _ReadsRows(Exception):
+    """A family builder used the training rows' features (``_ShapeOnly``)."""
+
+
+class _ShapeOnly:
+    """Stands for X while the client builds the family's objective: it has a shape
+    and nothing else, so a builder that computes with the rows' features (rather
+    than leaving them to the objective's per-chunk methods) is found out."""
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def _refuse(self, *args, **kwargs):
+        raise _ReadsRows
+
+    __array__ = __getitem__ = __matmul__ = __rmatmul__ = __mul__ = __rmul__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __truediv__ = _refuse
+    toarray = tocsr = multiply = dot = sum = _refuse
 
 
 def _head(v, r):

@@ -11,11 +11,13 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
     GammaRegressor,
+    HuberRegressor,
     Lasso,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
     PoissonRegressor,
+    QuantileRegressor,
     Ridge,
     RidgeClassifier,
     SGDClassifier,
@@ -287,20 +289,24 @@ def test_flat_test_losses_warned_for_lazy_results_too():
         assert str(got[0].message).startswith("8 of 40")
 
 
-@pytest.mark.parametrize("model, options, match", [
-    (SVC(kernel="linear", C=0.5), {"smoothing": 0}, "SVM's dual coefficients"),
-    (SVC(kernel="rbf", C=0.5), {"smoothing": 0.1}, "SVM's dual coefficients"),
-    (LinearSVC(loss="hinge", C=0.5, max_iter=100000), {"smoothing": 0.1},
-     "dual solution of all rows"),
-    (KernelRidge(alpha=1.0, kernel="rbf"), {}, "kernel machine"),
-    (MLPClassifier(hidden_layer_sizes=(2,), max_iter=30, random_state=0), {},
-     "linear in its inputs"),
+@pytest.mark.parametrize("model, kind, options, match", [
+    (SVC(kernel="linear", C=0.5), "binary", {"smoothing": 0}, "SVM's dual coefficients"),
+    (SVC(kernel="rbf", C=0.5), "binary", {"smoothing": 0.1}, "SVM's dual coefficients"),
+    (LinearSVC(loss="hinge", C=0.5, max_iter=100000), "binary", {"smoothing": 0.1},
+     "reads the training rows' features"),
+    (KernelRidge(alpha=1.0, kernel="rbf"), "real", {},
+     "reads the training rows' features"),
+    (MLPClassifier(hidden_layer_sizes=(2,), max_iter=30, random_state=0), "binary",
+     {}, "reads the training rows' features"),
+    (HuberRegressor(), "real", {}, "reads the training rows' features"),
+    (QuantileRegressor(alpha=0.01), "real", {}, "reads the training rows' features"),
 ], ids=lambda v: type(v).__name__ if hasattr(v, "fit") else None)
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_models_needing_every_row_refused_on_chunks(model, options, match):
+def test_models_needing_every_row_refused_on_chunks(model, kind, options, match):
     """Their objective refers to every training row (dual coefficients, a kernel map,
-    a dual recovery): refused before any pass over X, naming the reason."""
-    X, y, _, _, _ = _data("binary")
+    a dual recovery, Huber's scale at its bound, quantile kinks): refused before any
+    pass over X, naming the reason."""
+    X, y, _, _, _ = _data(kind)
     model.fit(X, y)
     with pytest.raises(NotImplementedError, match=f"{type(model).__name__} cannot be "
                        f"explained on chunked.*{match}"):
