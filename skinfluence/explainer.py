@@ -331,7 +331,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         (X as float64, 8·n·d bytes dense or 12·nnz sparse, as the explained model sees
         it after a Pipeline's steps; y; the sample weights), so that modifying the
         caller's arrays after fit changes no result, plus the n × p training
-        gradients and, with "cholesky", the p × p Hessian and its inverse.
+        gradients and, with "cholesky", the p × p Hessian and its inverse. With
+        dask training data it keeps nothing per training row (X, y and the weights
+        stay in their chunks).
         """
         self._validate_params()
         builder = objective_builder(self.estimator)
