@@ -327,7 +327,7 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
 
     Everything but the per-row arrays — θ̂, loss, targets, penalties, the
     class-weight Jacobian — comes from the builder run in the client on the labels
-    and weights of the first r, 2r and 3r rows (gathered; r ≤ ``HEAD_ROWS``) under
+    and weights of the first r, 2r and 3r rows (gathered, not X; r ≤ ``HEAD_ROWS``) under
     the totals of all rows, with X standing in by its shape (``_ShapeOnly``). What
     still depends on the number of rows given is R's penalty scale, of the form
     a + b/m (F's penalty divided by C·m, or not): read at m = n from the first two
@@ -340,12 +340,12 @@ def family_risk(recipe, X, y, sample_weight, verbose=0):
     n = X.shape[0]
     r = min(HEAD_ROWS, n // 3)
     sizes = (r, 2 * r, 3 * r) if r else (n,)
-    head = [X[:sizes[-1]], y[:sizes[-1]]]
+    head = [y[:sizes[-1]]]
     if sample_weight is not None:
         head.append(sample_weight[:sizes[-1]])
     head = compute(*head, verbose=verbose)
-    yh = np.asarray(head[1])
-    sh = np.asarray(head[2]) if len(head) == 3 else None
+    yh = np.asarray(head[0])
+    sh = np.asarray(head[1]) if len(head) == 2 else None
     name = type(recipe.model).__name__
     builds = []
     for m in sizes:
