@@ -552,11 +552,11 @@ class RowChunks:
 def _row_sums(local, n_groups):
     """(n_b·H_b, n_b·∇R_b, group sums) of one chunk, without the penalties.
 
-    H_b and ∇R_b are the chunk's data part (``LinearObjective``'s own ``hessian``
-    and ``gradient``, which divide by the chunk's rows: a family's penalty terms
-    are added once, by ``ChunkedObjective``); the group sums Σ_{i∈g} s_i
-    ∇θ(class-weighted L_i) give the class-weight offsets (``train_gradients`` with
-    an identity Jacobian).
+    H_b and ∇R_b are the chunk's data part (``hessian``/``gradient`` divide by the
+    chunk's rows; a penalty term they add that is not zeroed here, such as the
+    MultiTask group penalty, comes out once: Σ_b m_b P / n = P); the group sums
+    Σ_{i∈g} s_i ∇θ(class-weighted L_i) give the class-weight offsets
+    (``train_gradients`` with an identity Jacobian).
     """
     p = local.quad_penalty.shape
     local.quad_penalty, local.l1_penalty = np.zeros(p), np.zeros(p)
@@ -565,8 +565,7 @@ def _row_sums(local, n_groups):
     if local.weight_jacobian is not None:
         local.weight_jacobian = np.eye(n_groups)
         groups = np.asarray(local.train_gradients()[1])
-    return (m * LinearObjective.hessian(local), m * LinearObjective.gradient(local),
-            groups)
+    return m * local.hessian(), m * local.gradient(), groups
 
 
 class ChunkedObjective:
@@ -596,11 +595,6 @@ class ChunkedObjective:
         self._hessian = H / n + np.diag(risk.quad_penalty[free])
         self._gradient = (g / n + risk.quad_penalty[free] * theta
                           + risk.l1_penalty[free] * np.sign(theta))
-        if hasattr(risk, "penalty_hessian_product"):  # a non-diagonal penalty
-            p = int(free.sum())
-            self._hessian += risk.penalty_hessian_product(np.eye(p))
-            self._gradient += (risk.penalty_gradient(risk.params[None])[0][free]
-                               - risk.quad_penalty[free] * theta)
         self._offsets = (None if risk.weight_jacobian is None
                          else risk.weight_jacobian @ group_sums)
 
