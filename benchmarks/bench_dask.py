@@ -1,8 +1,8 @@
 """Benchmark: training rows in dask chunks vs the same explainer on numpy, per core.
 
 A binary LogisticRegression (fitted on a sample and wrapped in FrozenEstimator) is
-explained on n training rows × d features: ``fit`` (one pass gathering y, one
-reduction for the Hessian and gradient) and ``most_influential`` (top-10 for 100 test
+explained on n training rows × d features: ``fit`` (one pass for the totals of y,
+one reduction for the Hessian and gradient) and ``most_influential`` (top-10 for 100 test
 points, one pass). In memory: X as numpy in this process with one BLAS thread. On
 Dask: the same X persisted on a ``distributed.LocalCluster`` of 1 and then 2 workers
 (one thread each, one BLAS thread), so data generation is excluded from both.

@@ -6,8 +6,9 @@ Training rows on a Dask cluster
 When the training rows do not fit in one process, give them to the explainer as a
 ``dask.array``: they stay in their chunks on the workers. Here a local cluster of two
 worker processes explains a logistic regression on 1,000,000 rows that are generated
-lazily, chunk by chunk, and never exist in one place: the client only receives the
-labels, the small p × p Hessian and the results (see :doc:`/beyond_one_machine`).
+lazily, chunk by chunk, and never exist in one place — neither do their labels: the
+client only receives a few totals, the small p × p Hessian and the results (see
+:doc:`/beyond_one_machine`).
 """
 
 # %%

@@ -25,25 +25,39 @@ gradient and class-weight offsets come from one reduction at fit; and
 explainer uses. The Hessian solver only sees ``hessian()`` and the fixed directions,
 so it does not branch on the kind of array.
 
-What stays in the client: θ̂, the p × p Hessian and its inverse, the test rows, and
-the per-row labels and weights (y, sample and class weights: about 48 bytes per row,
-which the family's objective builder needs as arrays; sent once to the workers, see
-``_row_blocks``); X (8·d bytes per row) and every n_test × n_train result stay on the
+Where the family's objective is built: its per-row arrays (encoded labels, sample
+and class weights) by the family's builder on each chunk, on the workers, inside
+every task (``Recipe``, ``_local``); the few totals its recipes need from all rows
+(n, Σ s, per class N_g and S_g: ``models._population``) by one pass over y and the
+weights at fit (``row_totals``); the rest (θ̂, loss, penalties) in the client from
+the first rows (``family_risk``). The client holds θ̂, the p × p Hessian and its
+inverse, the test rows and a few hundred training rows at fit — nothing per
+training row: X, y, the weights and every n_test × n_train result stay on the
 workers or lazy.
 """
 
 import copy
 import operator
+import pickle
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.validation import check_array
 
+from ._objective import LinearObjective
 from ._scoring import Scorer, output_grams, solve_rows
-from ._utils import dense
+from ._utils import dense, largest_leverages
+from .models._population import Population, population
+from .models._targets import ClassLabels, check_label_types
 
-#: Per-row attributes of a LinearObjective: sliced per chunk (first axis: rows).
+#: Per-row attributes of a LinearObjective (first axis: rows): built per chunk.
 ROW_ATTRIBUTES = ("y", "sample_weight", "class_weight", "groups", "weighted_mask",
                   "train_dz", "pinned")
+#: Everything a LinearObjective holds per row.
+ROW_NAMES = ROW_ATTRIBUTES + ("X", "inputs", "row_weight")
+#: The client builds the family's objective on up to 3 × this many first rows.
+HEAD_ROWS = 64
 
 #: Largest block of scores (test rows × training rows) a chunk's top-k forms at once.
 TOP_BLOCK_BYTES = 2**24
@@ -80,7 +94,8 @@ def compute(*collections, verbose=0):
 
 
 def check_chunked_X(X, input_name="X"):
-    """A dense 2-D dask array of float64 with known row chunks and one column chunk.
+    """A 2-D dask array of float64 with known row chunks and one column chunk: numpy
+    blocks, or scipy.sparse blocks (converted to CSR).
 
     A dask DataFrame is converted with its partitions' lengths
     (``to_dask_array(lengths=True)``).
@@ -103,87 +118,104 @@ def check_chunked_X(X, input_name="X"):
         )
     if X.shape[0] == 0:
         raise ValueError(f"{input_name} has 0 rows: at least one is required.")
-    if sp.issparse(getattr(X, "_meta", None)):
-        raise TypeError(f"{input_name} has sparse chunks; chunked training data must "
-                        "be dense (call .map_blocks(lambda b: b.toarray())).")
     if not np.issubdtype(X.dtype, np.number) or \
             np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{input_name} must hold real numbers; got dtype {X.dtype}.")
-    return X.astype(np.float64).rechunk({1: -1})
+    # scipy.sparse blocks become CSR (the meta does not always say: da.concatenate
+    # of sparse blocks has a numpy meta), numpy blocks float64
+    meta = sp.csr_matrix((0, 0)) if sp.issparse(getattr(X, "_meta", None)) else None
+    return X.map_blocks(_rows_of, dtype=np.float64, meta=meta).rechunk({1: -1})
 
 
-def gather_vector(v, input_name):
-    """A per-row vector (labels, weights) as numpy: dask arrays are computed."""
+def _rows_of(X):
+    """A block of rows as float64 numpy, or CSR for sparse blocks."""
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float64)
+    return np.asarray(X, dtype=np.float64)
+
+
+def row_vector(v, X, input_name):
+    """A per-row array (labels, weights) as a dask array in X's row chunks, or None.
+
+    A dask array or Series is rechunked lazily (never gathered); numpy input is
+    copied (later changes to the caller's array change no result) and, under a
+    ``distributed`` client, sent to the workers once (``_from_numpy``).
+    """
     if v is None:
         return None
-    if hasattr(v, "to_dask_array"):  # dask Series
+    if hasattr(v, "to_dask_array"):  # dask Series or DataFrame
         v = v.to_dask_array(lengths=True)
-    if is_chunked(v):
-        (v,) = compute(v)
-    return np.asarray(v)
-
-
-# -- local objectives ------------------------------------------------------------------
-def _shell(risk):
-    """The risk without its rows: what every chunk's local objective shares."""
-    shell = copy.copy(risk)
-    shell.X = shell.row_weight = None
-    for name in ROW_ATTRIBUTES:
-        setattr(shell, name, None)
-    return shell
-
-
-def _local(shell, X, rows, first):
-    """The shell on one chunk of rows (``first``: the chunk's first row number)."""
-    if not np.all(np.isfinite(X)):
-        bad = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+    if not is_chunked(v):
+        v = np.array(v, copy=True)
+    if any(np.isnan(size) for size in v.shape):
         raise ValueError(
-            f"Input X contains NaN or infinity (training row {first + bad}, found "
-            "while computing on its chunk). Remove or impute those rows (e.g. with "
-            "dask's da.nan_to_num or a SimpleImputer on each chunk) and fit again."
+            f"{input_name} is a dask array with unknown chunk sizes: call "
+            f"{input_name}.compute_chunk_sizes() first (for a dask Series, "
+            "to_dask_array(lengths=True))."
         )
-    local = copy.copy(shell)
-    local.X = X
-    for name, value in rows.items():
-        setattr(local, name, value)
-    local.row_weight = local.sample_weight[:, None] * local.class_weight
-    return local
+    if v.ndim not in (1, 2) or v.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X has {X.shape[0]} rows but {input_name} has {v.shape[0] if v.ndim else 0}"
+            f" (shape {v.shape}): one per training row is needed."
+        )
+    if not is_chunked(v):
+        return _from_numpy(v, X.chunks[0])
+    return v.rechunk({0: X.chunks[0], 1: -1} if v.ndim == 2 else {0: X.chunks[0]})
 
 
-def _run(fn, shell, X, rows, first, args, kwargs):
-    return fn(_local(shell, np.asarray(X), rows, first), *args, **kwargs)
+def row_index(X, Xv):
+    """``training_index_`` of chunked rows, lazy: a dask DataFrame's index, else
+    0 … n − 1 (``Xv``: X as checked)."""
+    _, da = _dask()
+    if hasattr(X, "index") and hasattr(X, "to_dask_array"):
+        return X.index.to_dask_array(lengths=Xv.chunks[0])
+    return da.arange(Xv.shape[0], chunks=Xv.chunks[0])
 
 
-def _row_blocks(v, row_chunks):
-    """A per-row numpy array cut in the training rows' chunks, one delayed block each.
+def _from_numpy(v, row_chunks):
+    """A per-row numpy array as a dask array cut in the training rows' chunks.
 
     Under a ``distributed`` client the blocks are persisted on the workers once, not
     embedded in every pass's task graph; their tasks hold the data, so the scheduler
     rebuilds the blocks of a worker that is lost (scattered data would be gone).
     With the local schedulers they are views of ``v``.
     """
-    import warnings
-
     _, da = _dask()
-    arr = da.from_array(v, chunks=(row_chunks,) + v.shape[1:])
+    arr = da.from_array(v, chunks=(tuple(row_chunks),) + v.shape[1:])
     try:
         from distributed import default_client
 
         default_client()
     except (ImportError, ValueError):
-        pass
-    else:
-        with warnings.catch_warnings():  # sent once, on purpose
-            warnings.filterwarnings("ignore", message="Sending large graph")
-            arr = arr.persist()
-    # optimize_graph=False: the blocks keep the persisted futures alive
-    return arr.to_delayed(optimize_graph=False).reshape(len(row_chunks), -1)[:, 0]
+        return arr
+    with warnings.catch_warnings():  # sent once, on purpose
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        return arr.persist()
+
+
+def _blocks(v, n_chunks):
+    """The row blocks of a dask array in the training rows' chunks, one delayed
+    object each (None for every chunk when ``v`` is None)."""
+    if v is None:
+        return [None] * n_chunks
+    # optimize_graph=False: persisted blocks keep their futures
+    return list(v.to_delayed(optimize_graph=False).reshape(n_chunks, -1)[:, 0])
 
 
 def _combine(combine, *parts):
     out = parts[0]
     for part in parts[1:]:
         out = combine(out, part)
+    return out
+
+
+def _tree(parts, combine, fan_in, verbose):
+    """``combine`` of delayed ``parts`` as a tree of fan-in ``fan_in``, computed."""
+    dask, _ = _dask()
+    while len(parts) > 1:
+        parts = [dask.delayed(_combine, pure=False)(combine, *parts[i:i + fan_in])
+                 for i in range(0, len(parts), fan_in)]
+    (out,) = compute(parts[0], verbose=verbose)
     return out
 
 
@@ -194,76 +226,312 @@ def add(a, b):
     return a + b
 
 
-class RowChunks:
-    """The training rows of a fitted risk, in the row chunks of a dask array.
+# -- the population: totals over every row -----------------------------------------
+def _chunk_totals(y, sample_weight, classes):
+    """(m, Σ s, N_g, S_g) of one chunk's labels and weights, checked (labels among
+    ``classes``, or finite real targets)."""
+    m = len(y)
+    s = np.ones(m) if sample_weight is None else np.asarray(sample_weight)
+    if classes is None:  # real targets: finite numbers
+        check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        return m, s.sum(), np.zeros(0), np.zeros(0)
+    y = np.asarray(y)
+    check_label_types(y)
+    idx = ClassLabels(classes).encode(y, m)
+    K = len(classes)
+    return (m, s.sum(), np.bincount(idx, minlength=K),
+            np.bincount(idx, weights=s, minlength=K))
+
+
+def row_totals(y, sample_weight, classes, verbose=0, fan_in=8):
+    """The totals of the training rows (``Population``): one pass over y and the
+    sample weights only (X is not read).
 
     Parameters
     ----------
-    risk : LinearObjective
-        The family's objective built with the dask X (its per-row attributes,
-        ``ROW_ATTRIBUTES``, are numpy arrays held by the client).
+    y, sample_weight : dask arrays in X's row chunks (sample_weight may be None)
+    classes : ndarray or None
+        The classifier's ``classes_``: labels not among them are an error (raised
+        while computing on their chunk).
+    """
+    dask, _ = _dask()
+    n_chunks = len(y.chunks[0])
+    parts = [dask.delayed(_chunk_totals, pure=False)(yb, sb, classes)
+             for yb, sb in zip(_blocks(y, n_chunks), _blocks(sample_weight, n_chunks),
+                               strict=True)]
+    n, total, counts, totals = _tree(parts, add, fan_in, verbose)
+    if classes is None:
+        return Population(int(n), float(total))
+    return Population(int(n), float(total), counts, totals)
+
+
+# -- the family's objective, built on chunks -----------------------------------------
+class Recipe:
+    """The family's builder with everything it needs besides the rows: the fitted
+    model, the explainer's options and the population totals (sent once to every
+    chunk's task).
+
+    ``build(X, y, sample_weight)`` is the family's objective on those rows, with the
+    totals of all rows (``models._population``): its per-row arrays are exactly the
+    in-memory objective's rows.
+    """
+
+    def __init__(self, builder, model, options, totals):
+        self.builder, self.model = builder, model
+        self.options, self.totals = options, totals
+
+    def build(self, X, y, sample_weight):
+        sw = np.ones(X.shape[0]) if sample_weight is None else \
+            np.asarray(sample_weight, dtype=np.float64)
+        with population(self.totals):
+            return self.builder(self.model, X, np.asarray(y), sw, **self.options)
+
+
+def _shell(risk):
+    """The risk without its rows: what every chunk's local objective shares."""
+    shell = copy.copy(risk)
+    for name in ROW_NAMES:
+        setattr(shell, name, None)
+    return shell
+
+
+def _local(recipe, shell, X, y, sample_weight, first):
+    """The family's objective on one chunk of rows: the shell (θ̂, penalties, totals)
+    with the chunk's per-row arrays. ``first``: the chunk's first row number, or the
+    row numbers of gathered rows."""
+    values = X.data if sp.issparse(X) else X
+    if not np.all(np.isfinite(values)):
+        bad = (int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(values))[0],
+                                   side="right") - 1) if sp.issparse(X) else
+               int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0]))
+        row = first[bad] if isinstance(first, np.ndarray) else first + bad
+        raise ValueError(
+            f"Input X contains NaN or infinity (training row {row}, found "
+            "while computing on its chunk). Remove or impute those rows (e.g. with "
+            "dask's da.nan_to_num or a SimpleImputer on each chunk) and fit again."
+        )
+    built = recipe.build(X, y, sample_weight)
+    local = copy.copy(shell)
+    for name in ROW_NAMES:
+        setattr(local, name, getattr(built, name))
+    return local
+
+
+def _run(fn, recipe, shell, X, y, sample_weight, first, args, kwargs):
+    local = _local(recipe, shell, _rows_of(X), y, sample_weight, first)
+    return fn(local, *args, **kwargs)
+
+
+def family_risk(recipe, X, y, sample_weight, verbose=0):
+    """The family's objective on chunked rows, without its rows or X (the ``shell``).
+
+    Everything but the per-row arrays — θ̂, loss, targets, penalties, the
+    class-weight Jacobian — comes from the builder run in the client on the labels
+    and weights of the first r, 2r and 3r rows (gathered, not X; r ≤ ``HEAD_ROWS``) under
+    the totals of all rows, with X standing in by its shape (``_ShapeOnly``). What
+    still depends on the number of rows given is R's penalty scale, of the form
+    a + b/m (F's penalty divided by C·m, or not): read at m = n from the first two
+    builds and checked on the third; a row's values must not change with the rows
+    after it. A builder whose objective depends on the rows in any other way (it
+    computes with X: a kernel map, an SVM's dual solution, Huber's scale at its
+    bound, quantile kinks; totals it does not take from ``models._population``; a
+    network) needs every row at once and is refused.
+    """
+    n = X.shape[0]
+    r = min(HEAD_ROWS, n // 3)
+    sizes = (r, 2 * r, 3 * r) if r else (n,)
+    head = [y[:sizes[-1]]]
+    if sample_weight is not None:
+        head.append(sample_weight[:sizes[-1]])
+    head = compute(*head, verbose=verbose)
+    yh = np.asarray(head[0])
+    sh = np.asarray(head[1]) if len(head) == 2 else None
+    name = type(recipe.model).__name__
+    builds = []
+    for m in sizes:
+        try:  # y and the weights passed their checks (row_totals)
+            with warnings.catch_warnings():  # about these rows alone: not shown
+                warnings.simplefilter("ignore")
+                builds.append(recipe.build(_ShapeOnly((m, X.shape[1])), yh[:m],
+                                           None if sh is None else sh[:m]))
+        except _ReadsRows as exc:
+            raise NotImplementedError(_needs_all_rows(
+                name, "its objective reads the training rows' features when it is "
+                "built (a kernel map, a dual solution, a fitted scale or kinks "
+                "found from the residuals), which needs every row at once")) from exc
+        except Exception as exc:  # noqa: BLE001 - its fitted state has every row
+            raise NotImplementedError(_needs_all_rows(
+                name, "its objective cannot be rebuilt from some of the rows "
+                f"({type(exc).__name__}: {exc}): its fitted state refers to every "
+                "training row (a kernel machine's or an SVM's dual coefficients)"
+            )) from exc
+    first = builds[0]
+    if not isinstance(first, LinearObjective) or first.input_map is not None:
+        raise NotImplementedError(_needs_all_rows(
+            name, "chunked data needs a model linear in its inputs (a kernel "
+            "machine's features and a network's layers depend on every row)"))
+    if first.train_dz is not None:
+        raise NotImplementedError(_needs_all_rows(
+            name, "its hinge loss's dL/dz at the training rows is read off the dual "
+            "solution of all rows; use a smooth loss (e.g. LinearSVC(loss="
+            "'squared_hinge'), LogisticRegression)"))
+    shell = _shell(first)
+    for built in builds[1:]:
+        for attr in ROW_ATTRIBUTES + ("row_weight",):  # the first r rows: the same
+            if not _same(getattr(first, attr), _head(getattr(built, attr), r)):
+                raise NotImplementedError(_needs_all_rows(
+                    name, f"a row's {attr!r} depends on the other rows"))
+    if len(builds) == 3:
+        _extrapolate(shell, builds, r, n, name)
+    return shell  # without X: sent to every task
+
+
+class _ReadsRows(Exception):
+    """A family builder used the training rows' features (``_ShapeOnly``)."""
+
+
+class _ShapeOnly:
+    """Stands for X while the client builds the family's objective: it has a shape
+    and nothing else, so a builder that computes with the rows' features (rather
+    than leaving them to the objective's per-chunk methods) is found out."""
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def _refuse(self, *args, **kwargs):
+        raise _ReadsRows
+
+    __array__ = __getitem__ = __matmul__ = __rmatmul__ = __mul__ = __rmul__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __truediv__ = _refuse
+    toarray = tocsr = multiply = dot = sum = _refuse
+
+
+def _head(v, r):
+    return v if v is None else v[:r]
+
+
+def _same(a, b, rtol=1e-12):
+    """Equal values (arrays: to ``rtol`` of their largest entry), else equal
+    pickles (losses, targets: the same recipe)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            return False
+        if a.dtype.kind in "fc" and b.dtype.kind in "fc":
+            scale = np.max(np.abs(a), initial=0.0)
+            return bool(np.all(np.abs(a - b) <= rtol * scale))
+        return bool(np.array_equal(a, b))
+    try:
+        return a is b or pickle.dumps(a) == pickle.dumps(b)
+    except Exception:  # noqa: BLE001 - unpicklable: not shown to be the same
+        return False
+
+
+def _extrapolate(shell, builds, r, n, name):
+    """Attributes that change with the number of rows m given, as a + b/m at m = n."""
+    v1s, v2s, v3s = (vars(b) for b in builds)
+    for attr, v1 in v1s.items():
+        if attr in ROW_NAMES or (_same(v1, v2s[attr]) and _same(v1, v3s[attr])):
+            continue
+        v2, v3 = v2s[attr], v3s[attr]
+        if all(isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.shape == v1.shape
+               for v in (v1, v2, v3)):
+            a, b = 2 * v2 - v1, 2 * r * (v1 - v2)  # v(m) = a + b/m
+            if _same(a + b / (3 * r), v3, rtol=1e-10):
+                setattr(shell, attr, a + b / n)
+                continue
+        raise NotImplementedError(_needs_all_rows(
+            name, f"its objective's {attr!r} depends on the training rows beyond "
+            "per-row values and their totals"))
+
+
+def _needs_all_rows(name, why):
+    return (f"{name} cannot be explained on chunked (dask) training data: {why}. "
+            "Fit on data in memory (X.compute(), or a sample of the rows).")
+
+
+class RowChunks:
+    """The training rows in the row chunks of a dask array, as local objectives.
+
+    Parameters
+    ----------
+    X : dask array (n, d)
+        Checked by ``check_chunked_X``.
+    y, sample_weight : dask arrays in X's row chunks (``row_vector``)
+        sample_weight may be None (every weight 1).
+    recipe : Recipe
+        Builds a chunk's per-row arrays.
+    shell : LinearObjective
+        The family's objective without rows (``family_risk``).
     verbose : int, default=0
         Dask's progress bar while computing.
     """
 
-    def __init__(self, risk, verbose=0):
-        self.X = risk.X
-        self.n = risk.X.shape[0]
-        self.rows = {name: getattr(risk, name) for name in ROW_ATTRIBUTES
-                     if getattr(risk, name) is not None}
-        self.shell = _shell(risk)
-        self.bounds = np.concatenate([[0], np.cumsum(risk.X.chunks[0])]).astype(int)
+    def __init__(self, X, y, sample_weight, recipe, shell, verbose=0):
+        self.X, self.y, self._sample_weight = X, y, sample_weight
+        self.recipe, self.shell = recipe, shell
+        self.n = X.shape[0]
+        self.bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int)
         self.verbose = verbose
-        # the per-row arrays in X's row chunks, one block per chunk
-        self._row_blocks = {name: _row_blocks(v, risk.X.chunks[0])
-                            for name, v in self.rows.items()}
 
     @property
     def n_chunks(self):
         return len(self.bounds) - 1
+
+    @property
+    def sample_weight(self):
+        """The sample weights, lazy (n,) in the rows' chunks."""
+        if self._sample_weight is None:
+            _, da = _dask()
+            return da.ones(self.n, chunks=self.X.chunks[0])
+        return self._sample_weight
 
     def _tasks(self, fn, args=(), kwargs=None, per_row=None, first=False):
         """One delayed ``fn(local, *args, **kwargs, **per_row slices)`` per chunk
         (and ``first=`` the chunk's first row number, if ``first``)."""
         dask, _ = _dask()
         delayed = dask.delayed
-        shell, args = delayed(self.shell), delayed(args)  # one key, shared by all
-        per_row = {name: _row_blocks(v, self.X.chunks[0])
+        # one key each, shared by all chunks
+        recipe, shell, args = delayed(self.recipe), delayed(self.shell), delayed(args)
+        k = self.n_chunks
+        per_row = {name: _blocks(v if is_chunked(v) else
+                                 _from_numpy(np.asarray(v), self.X.chunks[0]), k)
                    for name, v in (per_row or {}).items()}
         tasks = []
-        for i, block in enumerate(self.X.to_delayed()[:, 0]):
-            a = self.bounds[i]
-            rows = {name: v[i] for name, v in self._row_blocks.items()}
+        for i, (Xb, yb, sb) in enumerate(zip(
+                self.X.to_delayed()[:, 0], _blocks(self.y, k),
+                _blocks(self._sample_weight, k), strict=True)):
+            a = int(self.bounds[i])
             kw = dict(kwargs or {}, **{name: v[i] for name, v in per_row.items()})
             if first:
-                kw["first"] = int(a)
-            tasks.append(delayed(_run, pure=False)(fn, shell, block, rows, a, args, kw))
+                kw["first"] = a
+            tasks.append(delayed(_run, pure=False)(fn, recipe, shell, Xb, yb, sb, a,
+                                                   args, kw))
         return tasks
 
     def reduce(self, fn, combine=add, *, args=(), kwargs=None, per_row=None,
                first=False, fan_in=8):
         """``combine`` of ``fn(local, ...)`` over the chunks, as a tree: numpy.
 
-        ``per_row`` maps keyword names to (n,) arrays, sliced per chunk. The tree's
-        shape depends only on the chunking, so the result does not depend on the
-        number of workers.
+        ``per_row`` maps keyword names to (n,) arrays (numpy or dask), sliced per
+        chunk. The tree's shape depends only on the chunking, so the result does not
+        depend on the number of workers.
         """
-        dask, _ = _dask()
-        parts = self._tasks(fn, args, kwargs, per_row, first)
-        while len(parts) > 1:
-            parts = [dask.delayed(_combine, pure=False)(combine, *parts[i:i + fan_in])
-                     for i in range(0, len(parts), fan_in)]
-        (out,) = compute(parts[0], verbose=self.verbose)
-        return out
+        return _tree(self._tasks(fn, args, kwargs, per_row, first), combine, fan_in,
+                     self.verbose)
 
-    def map(self, fn, shape, *, axis=0, args=(), kwargs=None, per_row=None):
+    def map(self, fn, shape, *, axis=0, args=(), kwargs=None, per_row=None,
+            first=False):
         """``fn(local, ...)`` of every chunk, concatenated lazily along ``axis``.
 
         ``shape(m)`` is the shape of a chunk's result with m rows; the result is a
         float64 ``dask.array`` chunked like the training rows along ``axis``.
         """
         _, da = _dask()
-        tasks = self._tasks(fn, args, kwargs, per_row)
+        tasks = self._tasks(fn, args, kwargs, per_row, first)
         parts = [da.from_delayed(t, shape=shape(int(b - a)), dtype=np.float64)
                  for t, a, b in zip(tasks, self.bounds[:-1], self.bounds[1:],
                                     strict=True)]
@@ -271,9 +539,13 @@ class RowChunks:
 
     def take(self, rows):
         """The local objective of the training rows ``rows`` (gathered, in order)."""
-        (X,) = compute(self.X[rows], verbose=self.verbose)
-        return _local(self.shell, np.asarray(X),
-                      {name: v[rows] for name, v in self.rows.items()}, 0)
+        rows = np.asarray(rows, dtype=np.intp)
+        parts = [self.X[rows], self.y[rows]]
+        if self._sample_weight is not None:
+            parts.append(self._sample_weight[rows])
+        parts = compute(*parts, verbose=self.verbose)
+        return _local(self.recipe, self.shell, _rows_of(parts[0]), np.asarray(parts[1]),
+                      np.asarray(parts[2]) if len(parts) == 3 else None, rows)
 
 
 # -- the fitted risk ---------------------------------------------------------------------
@@ -281,8 +553,10 @@ def _row_sums(local, n_groups):
     """(n_b·H_b, n_b·∇R_b, group sums) of one chunk, without the penalties.
 
     H_b and ∇R_b are the chunk's data part (``hessian``/``gradient`` divide by the
-    chunk's rows); the group sums Σ_{i∈g} s_i ∇θ(class-weighted L_i) give the
-    class-weight offsets (``train_gradients`` with an identity Jacobian).
+    chunk's rows; a penalty term they add that is not zeroed here, such as the
+    MultiTask group penalty, comes out once: Σ_b m_b P / n = P); the group sums
+    Σ_{i∈g} s_i ∇θ(class-weighted L_i) give the class-weight offsets
+    (``train_gradients`` with an identity Jacobian).
     """
     p = local.quad_penalty.shape
     local.quad_penalty, local.l1_penalty = np.zeros(p), np.zeros(p)
@@ -297,21 +571,23 @@ def _row_sums(local, n_groups):
 class ChunkedObjective:
     """The fitted risk R on chunked training rows (``risk_`` for dask X).
 
-    Everything about θ̂ and the test side is the family's objective (attributes are
-    looked up on it); the row sums come from one pass over the chunks at
-    construction: ``H = Σ_b m_b H_b / n + diag(q)`` and the same for ∇R, with H_b
-    the chunk's data part (m_b rows). ``training_dz`` and ``row_curvature`` are lazy.
+    Everything about θ̂ and the test side is the family's objective without its
+    rows (``family_risk``; attributes are looked up on it, its per-row arrays are
+    None); the row sums come from one pass over the chunks at construction:
+    ``H = Σ_b m_b H_b / n + diag(q)`` and the same for ∇R, with H_b the chunk's data
+    part (m_b rows). ``training_dz`` and ``row_curvature`` are lazy.
 
     Parameters
     ----------
-    risk : LinearObjective
-        The family's objective built with the dask X.
-    verbose : int, default=0
+    rows : RowChunks
+    totals : Population
+        The totals of the training rows (``row_totals``).
     """
 
-    def __init__(self, risk, verbose=0):
-        self._risk = risk
-        self.rows = RowChunks(risk, verbose=verbose)
+    def __init__(self, rows, totals):
+        risk = rows.shell
+        self._risk, self.rows, self.totals = risk, rows, totals
+        self.X = rows.X  # lazy, (n, d)
         n_groups = 0 if risk.weight_jacobian is None else risk.weight_jacobian.shape[0]
         H, g, group_sums = self.rows.reduce(_row_sums, args=(n_groups,))
         n, free = self.rows.n, risk.free
@@ -355,20 +631,9 @@ class ChunkedObjective:
 
 
 def check_chunkable(risk, solver_name):
-    """Refuse what the chunked path does not do (before any pass over the data)."""
+    """Refuse what the chunked path does not do (before the pass over X)."""
     from ._hessian import AUTO_CHOLESKY_MAX
 
-    if risk.n_outputs != 1:
-        raise NotImplementedError(
-            f"Chunked (dask) training data is supported for single-output models; "
-            f"this one has {risk.n_outputs} outputs. Gather the data into memory "
-            "(X.compute()) or explain a binary / single-target model."
-        )
-    if risk.pinned is not None and np.any(risk.pinned):
-        raise NotImplementedError(
-            "The exact hinge (smoothing=0) pins support vectors on the margin, which "
-            "needs every training row at once: use smoothing > 0 with chunked data."
-        )
     if solver_name not in ("auto", "cholesky"):
         raise NotImplementedError(
             f"hessian_solver={solver_name!r} works on training rows in memory; "
@@ -380,16 +645,6 @@ def check_chunkable(risk, solver_name):
         raise NotImplementedError(
             f"Chunked (dask) training data needs the p × p Hessian in the client; "
             f"{p} free parameters exceed {AUTO_CHOLESKY_MAX}."
-        )
-    n = risk.X.shape[0]
-    extra = [name for name, value in vars(risk).items()
-             if name not in ROW_ATTRIBUTES + ("row_weight", "X")
-             and isinstance(value, np.ndarray) and value.ndim and value.shape[0] == n
-             and value.shape[0] != risk.n_params]
-    if extra:
-        raise NotImplementedError(
-            f"{type(risk).__name__} keeps per-row data {extra} that the chunked path "
-            "does not slice; fit on data in memory."
         )
 
 
@@ -463,11 +718,17 @@ def _leverage_matrices(local, solver, n):
     return local.row_curvature() @ output_grams(local, solver, n_jobs=1) / n
 
 
-def _newton_block(local, solver, n, Vs, Z, y, loss, defect):
+def _leverages(local, solver, n):
+    return largest_leverages(local.row_curvature(), output_grams(local, solver, n_jobs=1),
+                             n)
+
+
+def _newton_block(local, solver, n, Vs, Z, y, loss, defects, first):
     """leave_one_out(method="newton") of one chunk's rows (T, m); see
-    ``Scorer.newton_loss_changes``."""
+    ``Scorer.newton_loss_changes``. ``defects``: row numbers without a refit."""
     from ._removal import newton_weights, shifted_loss_change
 
+    defect = np.isin(first + np.arange(local.X.shape[0]), defects)
     M = _leverage_matrices(local, solver, n)
     q, indefinite = newton_weights(M, local.class_weight * local.training_dz())
     bad = indefinite | defect
@@ -545,6 +806,11 @@ class ChunkedScorer(Scorer):
         return self.rows.map(_leverage_matrices, lambda m: (m, k, k),
                              args=(self.solver, self.n_train))
 
+    def leverages(self):
+        """The largest leverage of every training row (several outputs), lazy (n,)."""
+        return self.rows.map(_leverages, lambda m: (m,),
+                             args=(self.solver, self.n_train))
+
     def newton_loss_changes(self, Xv, y_enc, loss):
         """leave_one_out(method="newton"), lazy (n_test, n_train); NaN for removals
         without a refit (named in one NoOptimumWarning) and for rows whose downdated
@@ -557,13 +823,12 @@ class ChunkedScorer(Scorer):
                    "the sample weights (class_weight='balanced', normalised GLM/Lasso "
                    "weights)")
         defects = single_row_defects(obj)
-        defect = np.zeros(self.n_train, dtype=bool)
-        defect[list(defects)] = True
         Vs = [solve_rows(self.solver, dense(u)) for u in obj.output_jacobians(Xv)]
         out = self.rows.map(
             _newton_block, lambda m: (Xv.shape[0], m), axis=1,
             args=(self.solver, self.n_train, Vs, obj.decision(Xv), y_enc,
-                  loss or obj.loss), per_row={"defect": defect})
+                  loss or obj.loss, np.array(sorted(defects), dtype=np.intp)),
+            first=True)
         warn_no_optimum(defects, "row", stacklevel=4)
         return out
 
@@ -610,29 +875,61 @@ class ChunkedScorer(Scorer):
 
 
 def single_row_defects(risk):
-    """``removal_defects`` of every single row, from the labels and weights only.
+    """``removal_defects`` of every single row, found with one pass over the chunks.
 
     For one row, criteria 1–2 of ``removal_defects`` (the last weighted row, the last
-    weighted row of its class) are found from the per-row arrays the client holds.
-    Criteria 3–4 need the rows' X: when only intercepts are unpenalised they reduce
-    to 1–2; with unpenalised coefficients a flat direction shows as leverage 1 (NaN
-    as an indefinite step), while separation (unattained losses) is refused.
+    weighted row of its class) depend only on how many weighted rows each class has:
+    one pass finds the counts and the first two weighted rows of each class, and
+    ``removal_defects`` runs on those rows alone (the same counts up to 2, so the
+    same answers). Criteria 3–4 need the rows' X: when only intercepts are
+    unpenalised they reduce to 1–2; with unpenalised coefficients a flat direction
+    shows as leverage 1 (NaN as an indefinite step), while separation (unattained
+    losses) is refused.
     """
-    from ._removal import _UNATTAINED, removal_defects, weighted_rows
+    from ._removal import _UNATTAINED, removal_defects
 
-    shell = copy.copy(risk._risk)
     d = risk.n_outputs * risk.n_features
     unpenalised = ((risk.quad_penalty[:d] == 0) & (risk.l1_penalty[:d] == 0)
                    & risk.free[:d])
     if unpenalised.any() and isinstance(risk.loss, _UNATTAINED):
         refuse("leave_one_out(method='newton') of an unpenalised classifier "
                "(C=np.inf), whose refits may have no optimum,")
-    shell.quad_penalty = np.ones_like(risk.quad_penalty)  # criteria 1-2 only
-    alive = weighted_rows(shell)
-    candidates = np.flatnonzero(alive) if alive.sum() <= 1 else np.empty(0, int)
-    if risk.targets.classes is not None:
-        count = np.bincount(risk.y[alive], minlength=len(risk.targets.classes))
-        last = alive & (count[risk.y] == 1)
-        candidates = np.union1d(candidates, np.flatnonzero(last))
-    found = removal_defects(shell, [np.array([j]) for j in candidates])
+    classes = risk.targets.classes
+    n_groups = 1 if classes is None else len(classes)
+    counts, firsts = risk.rows.reduce(_weighted_rows, _merge_weighted,
+                                      args=(n_groups,), first=True)
+    kept = np.unique(firsts[firsts < _NO_ROW])
+    if counts.sum() <= 1:  # removing the last weighted row
+        candidates = kept
+    elif classes is not None:  # the last weighted row of its class
+        candidates = firsts[counts == 1, 0]
+    else:
+        return {}
+    if not candidates.size:
+        return {}
+    local = risk.rows.take(kept)
+    local.quad_penalty = np.ones_like(risk.quad_penalty)  # criteria 1-2 only
+    found = removal_defects(local, [np.searchsorted(kept, [j]) for j in candidates])
     return {int(candidates[i]): reason for i, reason in found.items()}
+
+
+_NO_ROW = np.iinfo(np.intp).max
+
+
+def _weighted_rows(local, n_groups, first):
+    """Per class (or one group): the number of weighted rows of the chunk and the
+    first two of them (``_NO_ROW`` when fewer)."""
+    from ._removal import weighted_rows
+
+    alive = np.flatnonzero(weighted_rows(local))
+    group = (np.zeros(len(alive), dtype=np.intp) if local.targets.classes is None
+             else local.y[alive])
+    firsts = np.full((n_groups, 2), _NO_ROW)
+    for g in range(n_groups):
+        rows = alive[group == g][:2] + first
+        firsts[g, :len(rows)] = rows
+    return np.bincount(group, minlength=n_groups), firsts
+
+
+def _merge_weighted(a, b):
+    return a[0] + b[0], np.sort(np.hstack([a[1], b[1]]), axis=1)[:, :2]

@@ -69,3 +69,16 @@ def check_training_inputs(explainer, X_train, what="This analysis"):
 
 def _max_abs(M):
     return float(abs(M).max()) if M.shape[0] and M.shape[1] else 0.0
+
+
+def largest_leverages(curvature, grams, n):
+    """Each row's leverage with several outputs: the largest eigenvalue of D_j A_j / n.
+
+    D_j (``curvature``, (m, k, k)) is symmetric PSD (softmax: one class weight per
+    row; one-vs-rest: diagonal), so D_j A_j has the eigenvalues of
+    D_j^{1/2} A_j D_j^{1/2}; ``grams`` holds A_j = U_jᵀ H⁻¹ U_j (m, k, k).
+    """
+    vals, vecs = np.linalg.eigh(curvature)
+    root = (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]) @ \
+        vecs.transpose(0, 2, 1)
+    return np.linalg.eigvalsh(root @ grams @ root / n)[:, -1]

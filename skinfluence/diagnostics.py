@@ -87,15 +87,14 @@ def top_rows_frame(explainer, X, Xv, y_enc, loss, indices, scores, kind, method)
     n = len(explainer.sample_weight_)
     found = indices >= 0
     rows = np.where(found, indices, 0)
+    weights, training, labels = _row_details(explainer, rows.ravel())
     if method == "newton":
         loo = _newton_pair_changes(explainer, Xv, y_enc, loss, rows)
     else:
-        loo = -(explainer.sample_weight_[rows] / n) * scores
+        loo = -(weights.reshape(rows.shape) / n) * scores
     test_index = getattr(X, "index", None)
     if test_index is None or not hasattr(X, "columns"):
         test_index = np.arange(n_test)
-    labels = _labels(explainer)
-    training = np.asarray(explainer.training_index_, dtype=object)[rows.ravel()]
     training[~found.ravel()] = None
     columns = {
         "test_row": np.repeat(np.asarray(test_index, dtype=object), k),
@@ -106,10 +105,26 @@ def top_rows_frame(explainer, X, Xv, y_enc, loss, indices, scores, kind, method)
         "loo_change": np.where(found, loo, np.nan).ravel(),
     }
     if labels is not None:
-        label = np.asarray(labels, dtype=object)[rows.ravel()]
-        label[~found.ravel()] = None
-        columns["label"] = label
+        labels[~found.ravel()] = None
+        columns["label"] = labels
     return pd.DataFrame(columns)
+
+
+def _row_details(explainer, rows):
+    """(sample weights, ``training_index_`` labels, labels or None) of the training
+    rows ``rows``; on chunked data only those rows are gathered."""
+    from ._chunked import compute, is_chunked
+
+    if is_chunked(explainer.X_fit_):
+        local = explainer.risk_.rows.take(rows)
+        (training,) = compute(explainer.training_index_[rows])
+        labels = local.targets.decode(local.y)
+        return (local.sample_weight, np.asarray(training, dtype=object),
+                np.asarray(labels, dtype=object) if labels.ndim == 1 else None)
+    labels = _labels(explainer)
+    return (explainer.sample_weight_[rows],
+            np.asarray(explainer.training_index_, dtype=object)[rows],
+            None if labels is None else np.asarray(labels, dtype=object)[rows])
 
 
 def _newton_pair_changes(explainer, Xv, y_enc, loss, rows):

@@ -21,7 +21,12 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _chunked
 from ._hessian import make_solver
@@ -33,7 +38,7 @@ from ._removal import (
 )
 from ._scoring import make_scorer
 from ._typing import ArrayLike, FloatArray, IntArray, MatrixLike, Method, TestLoss
-from ._utils import check_indices, dense, model_input
+from ._utils import check_indices, dense, largest_leverages, model_input
 from .models import (
     balanced_from_sample_weight,
     binary_only,
@@ -314,9 +319,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             return lazy dask arrays or a top-k (see the user-guide page "Beyond one
             machine").
         y : array-like of shape (n_samples,)
-            Training labels (a dask array is gathered).
+            Training labels (with dask X, a dask array or Series too: never
+            gathered).
         sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights, passed to the estimator's ``fit``.
+            Sample weights, passed to the estimator's ``fit`` (dask, as y).
 
         Returns
         -------
@@ -329,52 +335,20 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         (X as float64, 8·n·d bytes dense or 12·nnz sparse, as the explained model sees
         it after a Pipeline's steps; y; the sample weights), so that modifying the
         caller's arrays after fit changes no result, plus the n × p training
-        gradients and, with "cholesky", the p × p Hessian and its inverse.
+        gradients and, with "cholesky", the p × p Hessian and its inverse. With
+        dask training data it keeps nothing per training row (X, y and the weights
+        stay in their chunks).
         """
         self._validate_params()
         builder = objective_builder(self.estimator)
         pipeline = pipeline_of(self.estimator)
-        chunked = _chunked.is_chunked(X)
-        # The explainer keeps private copies of its training data: later results must
-        # not follow the caller's arrays (an in-place ``X *= 3`` after fit).
-        if chunked:  # rows stay in their chunks; labels and weights are gathered
-            Xv, yv, sample_weight = self._validate_chunked(X, y, sample_weight)
-        elif pipeline is None:
-            Xv, yv = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64,
-                                   multi_output=is_regressor(unwrap(self.estimator)),
-                                   copy=True)
-        else:  # the pipeline's own steps validate and transform X
-            validate_data(self, X, y, skip_check_array=True)
-            Xv = None
-            yv = check_array(y, ensure_2d=False, dtype=None, input_name="y")
-        yv = np.array(yv, copy=True)
-        sw = _check_sample_weight(sample_weight, yv.shape[0])
-        _check_target_supported(self, yv)
-        _check_balanced_weights(self.estimator, yv, sw)
-
-        self.estimator_ = clone(self.estimator)
-        fit_params = {}
-        if sample_weight is not None:
-            fit_params[sample_weight_param(self.estimator)] = sample_weight
-        if not chunked:  # chunked: a FrozenEstimator, fitted already
-            self.estimator_.fit(X, y, **fit_params)
-        if pipeline is not None:  # its transform may return X itself: copy
-            Xv = self._model_input(X, copy=True)
-        model = unwrap(self.estimator_)
-        _check_n_features(model, Xv, pipeline is not None)
-        if hasattr(model, "classes_"):
-            self.classes_ = model.classes_
-        self.X_fit_ = Xv
-        self.sample_weight_ = sw
-        self.training_index_ = np.arange(len(sw)) if chunked else \
-            _row_index(X, len(sw))
+        if _chunked.is_chunked(X):  # rows stay in their chunks, on the workers
+            objective, model, Xv = self._fit_chunked(builder, X, y, sample_weight)
+        else:
+            objective, model, Xv = self._fit_in_memory(builder, pipeline, X, y,
+                                                       sample_weight)
         self._fit_damping = self.damping  # H + λI is factorised with this λ
         self._fitted_state = fitted_state(self.estimator_)
-
-        objective = builder(model, Xv, yv, sw, smoothing=self.smoothing)
-        if chunked:  # the row sums: one reduction over the chunks
-            _chunked.check_chunkable(objective, self.hessian_solver)
-            objective = _chunked.ChunkedObjective(objective, verbose=self.verbose)
         self.risk_ = objective
         self.params_ = objective.reported(objective.params[None])[0]  # public layout
         _check_finite(self.params_, "coef_ or intercept_", model)
@@ -387,8 +361,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         # n·∂(∇R)/∂s_j of every training row (dense, or sparse for sparse X): every
         # score is a product of these with the solved test side
         self._scorer = (_chunked.ChunkedScorer(objective, self.hessian_solver_)
-                        if chunked else make_scorer(objective, self.hessian_solver_,
-                                                    self.damping))
+                        if isinstance(objective, _chunked.ChunkedObjective)
+                        else make_scorer(objective, self.hessian_solver_,
+                                         self.damping))
         step = self.hessian_solver_.solve(objective.gradient())
         scale = max(1.0, np.max(np.abs(objective.params), initial=0.0))
         self.optimality_ = float(np.max(np.abs(step), initial=0.0) / scale)
@@ -407,6 +382,39 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
+
+    def _fit_in_memory(self, builder, pipeline, X, y, sample_weight):
+        """Fit the estimator on rows in memory: (risk, fitted model, X as it sees)."""
+        # The explainer keeps private copies of its training data: later results must
+        # not follow the caller's arrays (an in-place ``X *= 3`` after fit).
+        if pipeline is None:
+            Xv, yv = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64,
+                                   multi_output=is_regressor(unwrap(self.estimator)),
+                                   copy=True)
+        else:  # the pipeline's own steps validate and transform X
+            validate_data(self, X, y, skip_check_array=True)
+            Xv = None
+            yv = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+        yv = np.array(yv, copy=True)
+        sw = _check_sample_weight(sample_weight, yv.shape[0])
+        _check_target_supported(self, yv)
+        _check_balanced_weights(self.estimator, yv, sw)
+
+        self.estimator_ = clone(self.estimator)
+        fit_params = {}
+        if sample_weight is not None:
+            fit_params[sample_weight_param(self.estimator)] = sample_weight
+        self.estimator_.fit(X, y, **fit_params)
+        if pipeline is not None:  # its transform may return X itself: copy
+            Xv = self._model_input(X, copy=True)
+        model = unwrap(self.estimator_)
+        _check_n_features(model, Xv, pipeline is not None)
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
+        self.X_fit_ = Xv
+        self.sample_weight_ = sw
+        self.training_index_ = _row_index(X, len(sw))
+        return builder(model, Xv, yv, sw, smoothing=self.smoothing), model, Xv
 
     # -- influence ----------------------------------------------------------------
     def param_influence(self, indices: ArrayLike | None = None) -> FloatArray:
@@ -819,13 +827,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         scoring = self._scoring()
         if self.risk_.n_outputs == 1:
             return scoring.leverage_matrices()[:, 0, 0]
-        # D_j is symmetric PSD (softmax: one class weight per row; one-vs-rest:
-        # diagonal), so D_j A_j has the eigenvalues of D_j^{1/2} A_j D_j^{1/2}
-        vals, vecs = np.linalg.eigh(self.risk_.row_curvature())
-        root = (vecs * np.sqrt(np.clip(vals, 0.0, None))[:, None, :]) @ \
-            vecs.transpose(0, 2, 1)
-        sym = root @ scoring.output_grams() @ root / len(self.sample_weight_)
-        return np.linalg.eigvalsh(sym)[:, -1]
+        if self._chunked:
+            return scoring.leverages()
+        return largest_leverages(self.risk_.row_curvature(), scoring.output_grams(),
+                                 len(self.sample_weight_))
 
     def param_change(self, indices: ArrayLike | None = None,
                      method: Method = "newton") -> FloatArray:
@@ -857,8 +862,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         self._scoring().check_result_size((len(rows), len(self.params_)))
         if method == "influence":
             n = len(self.sample_weight_)
-            return -(self.sample_weight_[rows] / n)[:, None] * \
-                self.param_influence(rows)
+            weights = self.sample_weight_[rows]
+            if self._chunked:  # lazy: only these rows' weights are computed
+                (weights,) = _chunked.compute(weights)
+            return -(weights / n)[:, None] * self.param_influence(rows)
         if self._chunked:  # only the rows asked for are gathered
             if method == "exact":
                 _chunked.refuse("param_change(method='exact')")
@@ -1009,6 +1016,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         rows' index), else ``influence0``, ``influence1``, …
         """
         check_is_fitted(self)
+        if self._chunked:
+            _chunked.refuse("get_feature_names_out (one name per training row)")
         index = self.training_index_
         if isinstance(index, np.ndarray):  # not from a DataFrame
             return np.asarray([f"influence{j}" for j in index], dtype=object)
@@ -1048,11 +1057,14 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             return ~out.any(axis=1)
         return ~dense(self.risk_.test_gradients(Xv, y_enc, loss)).any(axis=1)
 
-    def _validate_chunked(self, X, y, sample_weight):
-        """Dask training data: X checked lazily, y and sample_weight gathered.
+    def _fit_chunked(self, builder, X, y, sample_weight):
+        """Dask training data: (risk on the chunks, model, X as a dask array).
 
         Only a prefitted estimator (``FrozenEstimator``) is explained on chunks;
-        the estimator is never fitted on them here.
+        the estimator is never fitted on them here. Nothing per training row is
+        gathered: y and the sample weights are checked chunk by chunk, their totals
+        (n, Σ s, per class) come from one reduction, and the family's objective is
+        rebuilt on each chunk (``_chunked``).
         """
         if not isinstance(self.estimator, FrozenEstimator) or \
                 pipeline_of(self.estimator) is not None:
@@ -1062,19 +1074,35 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 f"got {type(self.estimator).__name__}. Pipelines are not supported on "
                 "chunks: transform the dask array first."
             )
+        _check_feature_names(self, getattr(X, "_meta", X), reset=True)  # columns
         Xv = _chunked.check_chunked_X(X)
-        yv = _chunked.gather_vector(y, "y")
-        sample_weight = _chunked.gather_vector(sample_weight, "sample_weight")
-        yv = check_array(yv, ensure_2d=False, dtype=None, input_name="y")
-        if yv.shape[0] != Xv.shape[0]:
-            raise ValueError(
-                f"X has {Xv.shape[0]} rows but y has {yv.shape[0]}: one label per "
-                "training row is needed."
-            )
         self.n_features_in_ = Xv.shape[1]
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        return Xv, yv, sample_weight
+        yv = _chunked.row_vector(y, Xv, "y")
+        sw = _chunked.row_vector(sample_weight, Xv, "sample_weight")
+        if sw is not None:  # checked chunk by chunk, whenever a pass reads it
+            sw = sw.map_blocks(lambda b: _check_sample_weight(b, len(b)),
+                               dtype=np.float64)
+        self.estimator_ = clone(self.estimator)
+        model = unwrap(self.estimator_)
+        _check_n_features(model, Xv, False)
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            self.classes_ = classes
+        totals = _chunked.row_totals(yv, sw, classes, verbose=self.verbose)
+        if classes is not None:  # the classes present, with their weights
+            present = classes[totals.class_counts > 0]
+            _check_target_supported(self, present)
+            _check_balanced_weights(self.estimator, present,
+                                    totals.class_totals[totals.class_counts > 0])
+        recipe = _chunked.Recipe(builder, model, {"smoothing": self.smoothing}, totals)
+        shell = _chunked.family_risk(recipe, Xv, yv, sw, verbose=self.verbose)
+        _chunked.check_chunkable(shell, self.hessian_solver)
+        rows = _chunked.RowChunks(Xv, yv, sw, recipe, shell, verbose=self.verbose)
+        objective = _chunked.ChunkedObjective(rows, totals)
+        self.X_fit_ = Xv
+        self.sample_weight_ = rows.sample_weight  # lazy
+        self.training_index_ = _chunked.row_index(X, Xv)  # lazy
+        return objective, model, Xv
 
     def _scoring(self):
         """The scorer built at fit, with the current batch, job and memory settings."""

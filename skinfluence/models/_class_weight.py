@@ -8,10 +8,15 @@ the class weights are computed from the sample weights,
 so up-weighting one row also moves every class weight:
 
     ∂c_g/∂s_j = c_g / S − [y_j = g] · c_g / S_g.
+
+S, S_g and the class counts are sums over every training row: a builder run on a
+chunk of the rows takes them from ``_population.current()`` when set.
 """
 
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
+
+from ._population import current
 
 
 def class_weight_recipe(class_weight, classes, y_index, sample_weight, *,
@@ -43,23 +48,45 @@ def class_weight_recipe(class_weight, classes, y_index, sample_weight, *,
     if class_weight is None:
         return np.ones(len(y_index)), None
     balanced = isinstance(class_weight, str) and class_weight == "balanced"
+    totals = current()
     if balanced and from_sample_weight:
         S_g = class_totals(classes, y_index, sample_weight)
-    weights = compute_class_weight(
-        class_weight, classes=classes, y=classes[y_index],
-        sample_weight=sample_weight if from_sample_weight else None,
-    )
+    if balanced and totals is not None:  # sums over every row, not the rows given
+        weights = _balanced(totals, classes, from_sample_weight)
+    else:
+        weights = compute_class_weight(
+            class_weight, classes=classes, y=classes[y_index],
+            sample_weight=sample_weight if from_sample_weight else None,
+        )
     weights = np.asarray(weights, dtype=np.float64)
     if not (balanced and from_sample_weight):
         return weights[y_index], None
-    jacobian = np.tile(weights / sample_weight.sum(), (K, 1))
+    S = sample_weight.sum() if totals is None else totals.weight_total
+    jacobian = np.tile(weights / S, (K, 1))
     jacobian[np.diag_indices(K)] -= weights / S_g
     return weights[y_index], jacobian
 
 
+def _balanced(totals, classes, from_sample_weight):
+    """compute_class_weight("balanced") from the totals: S / (K · S_g), or from the
+    class counts n / (K · N_g)."""
+    if from_sample_weight:
+        S_g = totals.class_totals
+        return S_g.sum() / (len(classes) * S_g)
+    N_g = np.asarray(totals.class_counts, dtype=np.float64)
+    if np.any(N_g == 0):
+        raise ValueError("classes should have valid labels that are in y: class(es) "
+                         f"{classes[N_g == 0].tolist()} have no training row.")
+    return N_g.sum() / (len(classes) * N_g)
+
+
 def class_totals(classes, y_index, sample_weight):
-    """S_g, each class's total sample weight; "balanced" divides by it (must be > 0)."""
-    S_g = np.bincount(y_index, weights=sample_weight, minlength=len(classes))
+    """S_g, each class's total sample weight; "balanced" divides by it (must be > 0).
+
+    From ``_population.current()`` when set (a chunk of the rows is given)."""
+    totals = current()
+    S_g = (np.bincount(y_index, weights=sample_weight, minlength=len(classes))
+           if totals is None else totals.class_totals)
     empty = classes[S_g <= 0]
     if empty.size:
         raise ValueError(

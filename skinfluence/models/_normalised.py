@@ -16,12 +16,14 @@ Removing row j refits with ``c' = n / (S − s_j)`` (``removal_row_weight``); on
 Newton removal step uses the Hessian at c' (the data part rescaled, the penalty not:
 exact for squared loss on a fixed active set). Unpenalised (α = 0), the
 minimiser does not depend on c at all: c is then held constant, and the Newton step
-is the textbook one (Pregibon's one-step for GLMs).
+is the textbook one (Pregibon's one-step for GLMs). n and S are sums over every
+training row: on a chunk of the rows they come from ``_population.current()``.
 """
 
 import numpy as np
 
 from .._objective import LinearObjective
+from ._population import current
 
 
 class NormalisedWeightObjective(LinearObjective):
@@ -41,17 +43,19 @@ fixed
     def __init__(self, loss, coef, intercept, X, y, sample_weight, quad_penalty,
                  l1_penalty, *, targets, fixed=None, penalised=None):
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        n, total = X.shape[0], sample_weight.sum()
+        m, totals = X.shape[0], current()
+        n, total = ((m, sample_weight.sum()) if totals is None
+                    else (totals.n_samples, totals.weight_total))
         # Without a penalty the minimiser does not depend on the scale c: then c is
         # a constant (the removals' Newton step downdates H exactly).
         if penalised is None:
             penalised = np.any(np.asarray(quad_penalty) != 0) or \
                 np.any(np.asarray(l1_penalty) != 0)
         super().__init__(
-            loss, coef, intercept, X, y, sample_weight, np.full(n, n / total),
+            loss, coef, intercept, X, y, sample_weight, np.full(m, n / total),
             quad_penalty, l1_penalty, targets=targets,
             weight_jacobian=np.array([[-n / total**2]]) if penalised else None,
-            groups=np.zeros(n, dtype=np.intp) if penalised else None, fixed=fixed,
+            groups=np.zeros(m, dtype=np.intp) if penalised else None, fixed=fixed,
         )
         if not penalised:
             self.removal_row_weight = None  # the default removal weights
