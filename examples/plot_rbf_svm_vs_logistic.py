@@ -41,7 +41,7 @@ print(f"accuracy: SVM {svm.score(X_test, y_test):.3f}, "
 # %%
 # One test image: influence vs distance
 # -------------------------------------
-# The test image the SVM is least sure about (smallest |decision value|). Red:
+# The test image the SVM is least sure about (smallest absolute decision value). Red:
 # training images of the same label as the test image, blue: the other label.
 t = int(np.argmin(np.abs(svm.decision_function(X_test))))
 x_t, y_t = X_test[t:t + 1], y_test[t:t + 1]
@@ -69,7 +69,7 @@ plt.show()
 # %%
 # How concentrated is the influence?
 # ----------------------------------
-# The share of the total |influence| carried by the 20 training images nearest to
+# The share of the total absolute influence carried by the 20 training images nearest to
 # the test image: the RBF kernel's locality shows in the SVM's explanation.
 near = np.argsort(distance)[:20]
 for name, s in scores.items():

@@ -165,7 +165,7 @@ FITTED_STATE = ("coef_", "intercept_", "scale_")
 DESCRIPTION = {
     (HuberRegressor,): (
         "Huber with its scale σ (σ + σ H_ε(r/σ)); σ is a parameter, "
-        "`params_` = [coef_, intercept_, scale_]; `transform`: the prediction",
+        "`params_` = [`coef_`, `intercept_`, `scale_`]; `transform`: the prediction",
         "L2 `alpha` (not on b, σ)", "unpenalised",
         "≤ 7e-10 vs tight refits; exact LOO 4e-11; sklearn's lbfgs stops at a "
         "relative Newton step ~2e-5"),

@@ -363,13 +363,13 @@ FITTED_STATE = ("dual_coef_", "intercept_", "support_")
 #: Support-table row (``models.support_table``): loss, penalty, intercept, vs refits.
 DESCRIPTION = {
     (NuSVC,): ("ν-hinge max(0, ρ − ỹf) − νρ, the margin offset ρ fitted "
-               "(`params_` = [coef_ or dual coefficients, intercept_, rho]); exact "
+               "(`params_` = [`coef_` or dual coefficients, `intercept_`, rho]); exact "
                "(pinned margin rows) or smoothed; binary; any kernel; decision f/ρ; "
                "libsvm ignores `class_weight`", "L2 (RKHS norm)", "unpenalised",
                "linear ≤ 2.3e-6, rbf ≤ 1.3e-6 (libsvm float32 kernel floor); "
                "exact LOO refused, Newton LOO R 0.67"),
     (NuSVR,): ("ε-insensitive + νε, the tube width ε fitted (`params_` = "
-               "[coef_ or dual coefficients, intercept_, epsilon]); exact (tube-edge "
+               "[`coef_` or dual coefficients, `intercept_`, epsilon]); exact (tube-edge "
                "rows pinned) or smoothed; any kernel", "L2 (RKHS norm)",
                "unpenalised", "linear ≤ 3.5e-6, rbf ≤ 3.1e-6 (libsvm floor); exact "
                "LOO refused, Newton LOO R 0.35–0.47"),
