@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error, split
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes, make_moons
@@ -517,19 +518,10 @@ def test_model_changed_after_fit_is_detected():
         explainer.loss_influence(X_test, test_loss="decision")
 
 
-_SHAPE_REASON = (
-    "transform returns one column per training row, so fits on weighted and on "
-    "repeated/dropped rows return matrices of different widths"
-)
-
-
 @parametrize_with_checks(
     [InfluenceExplainer(SVC()), InfluenceExplainer(KernelRidge()),
      InfluenceExplainer(SVR())],
-    expected_failed_checks=lambda est: {
-        "check_sample_weight_equivalence_on_dense_data": _SHAPE_REASON,
-        "check_sample_weight_equivalence_on_sparse_data": _SHAPE_REASON,
-    },
+    expected_failed_checks=expected_failed_checks(),
 )
 def test_sklearn_compatible_kernel_machines(estimator, check):
     with warnings.catch_warnings():

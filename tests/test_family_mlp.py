@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _checks import expected_failed_checks
 from _oracle import (
     mlp_objective,
     mlp_params,
@@ -580,9 +581,6 @@ def test_params_layout_and_changed_model():
 # The checks fit networks for ≤ 300 iterations on random data, far from a local
 # minimum (smallest Hessian eigenvalues down to about −1.6 with damping=1): a large
 # damping keeps every H + λI positive definite, so fit never refuses.
-_SHAPE_REASON = ("transform returns one column per training row (see "
-                 "tests/test_common.py)")
-
 
 @parametrize_with_checks(
     [InfluenceExplainer(MLPClassifier(hidden_layer_sizes=(3,), solver="lbfgs",
@@ -591,10 +589,7 @@ _SHAPE_REASON = ("transform returns one column per training row (see "
      InfluenceExplainer(MLPRegressor(hidden_layer_sizes=(3,), solver="lbfgs",
                                      alpha=1.0, max_iter=300, random_state=0),
                         damping=100.0)],
-    expected_failed_checks=lambda est: {
-        "check_sample_weight_equivalence_on_dense_data": _SHAPE_REASON,
-        "check_sample_weight_equivalence_on_sparse_data": _SHAPE_REASON,
-    },
+    expected_failed_checks=expected_failed_checks(),
 )
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sklearn_compatible_estimator(estimator, check):
