@@ -317,7 +317,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             Training data. A ``dask.array`` (or dask DataFrame) stays in its chunks:
-            the estimator must be a fitted ``FrozenEstimator``, and the methods
+            the estimator must be a fitted ``FrozenEstimator`` or one that fits on
+            Dask collections (dask-ml's GLMs, fitted here), and the methods
             return lazy dask arrays or a top-k (see the user-guide page "Beyond one
             machine").
         y : array-like of shape (n_samples,)
@@ -1062,11 +1063,12 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     def _fit_chunked(self, builder, X, y, sample_weight):
         """Dask training data: (risk on the chunks, model, X as a dask array).
 
-        Only a prefitted estimator (``FrozenEstimator``) is explained on chunks;
-        the estimator is never fitted on them here. Nothing per training row is
-        gathered: y and the sample weights are checked chunk by chunk, their totals
-        (n, Σ s, per class) come from one reduction, and the family's objective is
-        rebuilt on each chunk (``_chunked``).
+        A prefitted estimator (``FrozenEstimator``) is explained as is; one that fits
+        on Dask collections (``models.fits_on_chunks``: dask-ml's GLMs) is fitted on
+        the dask array first, after its labels are checked; others are refused.
+        Nothing per training row is gathered: y and the sample weights are checked
+        chunk by chunk, their totals (n, Σ s, per class) come from one reduction, and
+        the family's objective is rebuilt on each chunk (``_chunked``).
         """
         fits = fits_on_chunks(self.estimator) and \
             not isinstance(self.estimator, FrozenEstimator)

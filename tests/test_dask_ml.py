@@ -122,9 +122,9 @@ def test_influences_match_refits(family, C):
     rows = np.array([0, 7, 51, 130, 199])
     dtheta, dloss = _fd(family, X, y, rows, 1.0 / C, X_test, y_test)
     rel = np.abs(ex.param_influence(rows) - dtheta).max() / np.abs(dtheta).max()
-    assert rel < 1e-6
+    assert rel < 1e-8
     scores = np.asarray(ex.loss_influence(X_test, y_test)[:, rows])
-    assert np.abs(scores - dloss).max() / np.abs(dloss).max() < 1e-6
+    assert np.abs(scores - dloss).max() / np.abs(dloss).max() < 1e-8
 
 
 @pytest.mark.parametrize("family", FAMILIES)
