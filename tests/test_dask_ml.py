@@ -173,3 +173,18 @@ def test_import_skinfluence_does_not_import_dask_ml():
 def _root():
     import pathlib
     return pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_dask_dataframe_is_fitted_as_its_array():
+    # dask-ml's add_intercept puts a DataFrame's constant column first, yet reads the
+    # intercept last: the explainer fits on the merged dask array instead
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y, _, _ = _data("logistic")
+    frame = dd.from_pandas(pd.DataFrame(X, columns=["a", "b", "c"]), npartitions=4)
+    labels = dd.from_pandas(pd.Series(y), npartitions=4)
+    est = dask_ml_linear.LogisticRegression(solver="newton", tol=1e-12)
+    ex = InfluenceExplainer(est).fit(frame, labels)
+    theta = dask_glm_minimise("logistic", X, y, np.ones(N), 0.0)
+    np.testing.assert_allclose(ex.params_, theta, rtol=1e-8, atol=1e-10)
+    assert list(ex.feature_names_in_) == ["a", "b", "c"]
