@@ -43,7 +43,9 @@ from .models import (
     balanced_from_sample_weight,
     binary_only,
     convergence_hint,
+    fits_on_chunks,
     fitted_state,
+    fixed_labels,
     objective_builder,
     pipeline_of,
     sample_weight_param,
@@ -315,7 +317,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             Training data. A ``dask.array`` (or dask DataFrame) stays in its chunks:
-            the estimator must be a fitted ``FrozenEstimator``, and the methods
+            the estimator must be a fitted ``FrozenEstimator`` or one that fits on
+            Dask collections (dask-ml's GLMs, fitted here), and the methods
             return lazy dask arrays or a top-k (see the user-guide page "Beyond one
             machine").
         y : array-like of shape (n_samples,)
@@ -1060,19 +1063,29 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
     def _fit_chunked(self, builder, X, y, sample_weight):
         """Dask training data: (risk on the chunks, model, X as a dask array).
 
-        Only a prefitted estimator (``FrozenEstimator``) is explained on chunks;
-        the estimator is never fitted on them here. Nothing per training row is
-        gathered: y and the sample weights are checked chunk by chunk, their totals
-        (n, Σ s, per class) come from one reduction, and the family's objective is
-        rebuilt on each chunk (``_chunked``).
+        A prefitted estimator (``FrozenEstimator``) is explained as is; one that fits
+        on Dask collections (``models.fits_on_chunks``: dask-ml's GLMs) is fitted on
+        the dask array first, after its labels are checked; others are refused.
+        Nothing per training row is gathered: y and the sample weights are checked
+        chunk by chunk, their totals (n, Σ s, per class) come from one reduction, and
+        the family's objective is rebuilt on each chunk (``_chunked``).
         """
-        if not isinstance(self.estimator, FrozenEstimator) or \
+        fits = fits_on_chunks(self.estimator) and \
+            not isinstance(self.estimator, FrozenEstimator)
+        if not (fits or isinstance(self.estimator, FrozenEstimator)) or \
                 pipeline_of(self.estimator) is not None:
             raise TypeError(
                 "With dask training data the model must be fitted already (e.g. on a "
-                "sample, or by dask-ml) and wrapped in sklearn.frozen.FrozenEstimator; "
-                f"got {type(self.estimator).__name__}. Pipelines are not supported on "
+                "sample, or by dask-ml) and wrapped in sklearn.frozen.FrozenEstimator, "
+                "or be one that fits on Dask collections (dask-ml's LogisticRegression, "
+                f"LinearRegression, PoissonRegression); got "
+                f"{type(self.estimator).__name__}. Pipelines are not supported on "
                 "chunks: transform the dask array first."
+            )
+        if fits and sample_weight is not None:
+            raise ValueError(
+                f"{type(self.estimator).__name__}.fit takes no sample_weight: fit it "
+                "without, or fit a model elsewhere and wrap it in FrozenEstimator."
             )
         _check_feature_names(self, getattr(X, "_meta", X), reset=True)  # columns
         Xv = _chunked.check_chunked_X(X)
@@ -1084,11 +1097,15 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                                dtype=np.float64)
         self.estimator_ = clone(self.estimator)
         model = unwrap(self.estimator_)
-        _check_n_features(model, Xv, False)
+        if not fits:
+            _check_n_features(model, Xv, False)
         classes = getattr(model, "classes_", None)
         if classes is not None:
             self.classes_ = classes
-        totals = _chunked.row_totals(yv, sw, classes, verbose=self.verbose)
+        labels = classes if classes is not None else fixed_labels(model)
+        totals = _chunked.row_totals(yv, sw, labels, verbose=self.verbose)
+        if fits:  # labels checked: fit on the dask array itself, never gathered
+            self.estimator_.fit(Xv, yv)
         if classes is not None:  # the classes present, with their weights
             present = classes[totals.class_counts > 0]
             _check_target_supported(self, present)

@@ -406,3 +406,31 @@ def mlp_with_params(model, theta):
         model.intercepts_[i] = theta[start:start + b.size].copy()
         start += b.size
     return model
+
+
+def dask_glm_minimise(family, X, y, sample_weight, lam):
+    """argmin_β Σ_i s_i ℓ(y_i, x̃_i·β) + λ ½‖β‖², x̃_i = [x_i, 1], by Newton's method.
+
+    dask_glm's objective (dask-ml's GLMs, ``fit_intercept=True``, L2 penalty λ = 1/C
+    on every entry of β, the intercept last and penalised; λ = 0 for the "newton"
+    solver), written out in numpy. ``family``: "logistic" ℓ = log(1 + e^z) − y z,
+    "normal" ℓ = (y − z)², "poisson" ℓ = e^z − y z.
+    """
+    Xt = np.hstack([X, np.ones((X.shape[0], 1))])
+    beta = np.zeros(Xt.shape[1])
+    for _ in range(100):
+        z = Xt @ beta
+        if family == "logistic":
+            mu = np.exp(-np.logaddexp(0.0, -z))
+            d1, d2 = mu - y, mu * (1.0 - mu)
+        elif family == "normal":
+            d1, d2 = 2.0 * (z - y), np.full_like(z, 2.0)
+        else:
+            d1, d2 = np.exp(z) - y, np.exp(z)
+        grad = Xt.T @ (sample_weight * d1) + lam * beta
+        hess = (Xt * (sample_weight * d2)[:, None]).T @ Xt + lam * np.eye(len(beta))
+        step = np.linalg.solve(hess, grad)
+        beta = beta - step
+        if np.max(np.abs(step)) < 1e-15 * max(1.0, np.max(np.abs(beta))):
+            break
+    return beta

@@ -12,10 +12,14 @@ settings the family cannot model; ``convergence_hint(fitted_estimator, n_samples
 what to tell users whose model is not at an optimum (naming only parameters the
 estimator has); ``FITTED_STATE``, the names of the fitted attributes θ̂ is read from
 (default ``("coef_", "intercept_")``; used to detect a model changed after the
-explainer's fit). ``DESCRIPTION`` (loss, penalty, intercept, measured error vs refits
+explainer's fit); ``FITS_ON_CHUNKS``, classes the explainer fits itself on dask
+training data (they fit on Dask collections); ``LABELS``, the labels of classifiers
+without ``classes_``. ``DESCRIPTION`` (loss, penalty, intercept, measured error vs refits
 per group of classes) generates the support table of the README and the user guide
 (``support_table``). Estimators refused with a reason live in :mod:`.refused`.
 """
+
+import sys
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +48,19 @@ from .refused import KINDS, REFUSED, refusal
 
 _FAMILIES = (logistic, svm, ridge, sgd, lasso, multitask, ridge_cv, glm, bayes, svr,
              huber, quantile, mlp, kernel_svm, kernel_ridge, nusvm)
+
+
+def _families():
+    """The families, with dask-ml's (:mod:`.dask_ml`) once ``dask_ml`` is imported.
+
+    An estimator of dask-ml exists only after ``dask_ml.linear_model`` is imported, so
+    ``import skinfluence`` never imports it; the support table lists ``_FAMILIES``
+    only (the same with or without dask-ml installed).
+    """
+    if "dask_ml.linear_model" not in sys.modules:
+        return _FAMILIES
+    from . import dask_ml
+    return (*_FAMILIES, dask_ml)
 
 
 def supported_estimators():
@@ -95,6 +112,21 @@ def binary_only(estimator):
     return _listed(estimator, "BINARY_ONLY")
 
 
+def fits_on_chunks(estimator):
+    """Whether the explainer fits ``estimator`` itself on dask training data (an
+    estimator that fits on Dask collections, e.g. dask-ml's; not a Pipeline)."""
+    return pipeline_of(estimator) is None and _listed(estimator, "FITS_ON_CHUNKS")
+
+
+def fixed_labels(estimator):
+    """The labels a classifier without ``classes_`` takes (its family's ``LABELS``,
+    e.g. dask-ml's LogisticRegression: 0 and 1), or None."""
+    est = unwrap(estimator)
+    return next((labels for fam in _families()
+                 for cls, labels in getattr(fam, "LABELS", {}).items()
+                 if isinstance(est, cls)), None)
+
+
 def balanced_from_sample_weight(estimator):
     """Whether ``class_weight="balanced"`` is S / (K · S_g) of the sample weights."""
     return _listed(estimator, "BALANCED_FROM_SAMPLE_WEIGHT")
@@ -102,7 +134,7 @@ def balanced_from_sample_weight(estimator):
 
 def _listed(estimator, attribute):
     est = unwrap(estimator)
-    return any(isinstance(est, cls) for fam in _FAMILIES
+    return any(isinstance(est, cls) for fam in _families()
                for cls in getattr(fam, attribute, ()))
 
 
@@ -127,7 +159,7 @@ def convergence_hint(estimator, n_samples):
     """
     est = unwrap(estimator)
     for cls in type(est).__mro__:
-        for fam in _FAMILIES:
+        for fam in _families():
             if cls in fam.SUPPORTED and hasattr(fam, "convergence_hint"):
                 return fam.convergence_hint(est, n_samples)
     return _DEFAULT_HINT
@@ -153,7 +185,7 @@ def fitted_state(estimator):
     state : ndarray of shape (m,)
     """
     est = unwrap(estimator)
-    names = next((fam.FITTED_STATE for cls in type(est).__mro__ for fam in _FAMILIES
+    names = next((fam.FITTED_STATE for cls in type(est).__mro__ for fam in _families()
                   if cls in fam.SUPPORTED and hasattr(fam, "FITTED_STATE")),
                  _DEFAULT_STATE)
     parts = []
@@ -203,7 +235,7 @@ def objective_builder(estimator):
     est = unwrap(estimator)
     _refuse_search(est)
     for cls in type(est).__mro__:
-        for fam in _FAMILIES:
+        for fam in _families():
             if cls in fam.SUPPORTED:
                 if hasattr(fam, "validate"):
                     fam.validate(est)  # settings the family cannot model: fail early
