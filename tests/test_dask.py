@@ -80,7 +80,7 @@ def test_dask_ships_the_explainer_once_per_call_not_per_batch(tmp_path):
 
 
 # -- training rows in dask chunks on a cluster -----------------------------------------
-ROWS, COLS, CHUNK = 2_000_000, 32, 25_000
+ROWS, COLS, CHUNK = 4_000_000, 32, 25_000
 ALPHA = 5.0
 
 
@@ -118,9 +118,12 @@ def _rss_peak(fn):
 
 @pytest.mark.slow
 def test_chunked_training_rows_on_a_local_cluster(tmp_path):
-    """2M × 32 rows (512 MB, never in one process; workers limited to 450 MB each):
+    """4M × 32 rows (1 GB, never in one process; workers limited to 700 MB each,
+    about 250 MB of which scikit-learn's imports take; memory pausing off, so that a
+    worker over its budget fails the test instead of hanging it):
     fit + top-10 for 100 test points, checked against numpy chunk by chunk; the
     client's peak memory stays below 8 bytes per training row."""
+    import dask
     import dask.array as da
     from sklearn.frozen import FrozenEstimator
     from sklearn.linear_model import Ridge
@@ -133,9 +136,11 @@ def test_chunked_training_rows_on_a_local_cluster(tmp_path):
     rng = np.random.default_rng(12345)
     Xt = rng.standard_normal((100, COLS))
     yt = Xt @ np.linspace(-1, 1, COLS) + 0.5 + rng.standard_normal(100)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  memory_limit="450MB", local_directory=tmp_path,
-                                  dashboard_address=None) as cluster, \
+    with dask.config.set({"distributed.worker.memory.pause": False}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                     processes=True, memory_limit="700MB",
+                                     local_directory=tmp_path,
+                                     dashboard_address=None) as cluster, \
             distributed.Client(cluster):
         # the exact Ridge optimum from the normal equations (a reduction by dask)
         XtX, Xty, col_sums, y_sum = da.compute(X.T @ X, X.T @ y, X.sum(axis=0),
