@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from _checks import expected_failed_checks
-from _oracle import EstimatorRefit, max_rel_error, split
+from _oracle import EstimatorRefit, max_rel_error
+from _svm_data import dataset, weights
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_diabetes, make_moons
 from sklearn.frozen import FrozenEstimator
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, WhiteKernel
@@ -37,30 +37,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import InfluenceExplainer
 from skinfluence.perturbation import perturbation_influence
-
-
-@functools.cache
-def dataset(name):
-    """(X_train, y_train, X_test, y_test)."""
-    if name == "diabetes":
-        X, y = load_diabetes(return_X_y=True)
-        X = StandardScaler().fit_transform(X)[:, :6]
-        return split(X, (y - y.mean()) / y.std(), 70)
-    if name == "wave":
-        rng = np.random.default_rng(4)
-        X = rng.uniform(-2, 2, size=(90, 3))
-        y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 / 2 + 0.1 * rng.normal(size=90)
-        return split(X, y, 60)
-    if name == "bc":
-        X, y = load_breast_cancer(return_X_y=True)
-        X = StandardScaler().fit_transform(X)[:, :6]
-        return split(X, y, 90)
-    X, y = make_moons(120, noise=0.3, random_state=0)
-    return split(X, y, 80)
-
-
-def weights(kind, n):
-    return None if kind == "uniform" else np.random.default_rng(1).uniform(0.5, 2.0, n)
 
 
 def cauchy(x, z):
