@@ -867,10 +867,10 @@ class ChunkedScorer(Scorer):
     def group_scores(self, n_test, test_gradients, factor):
         refuse("group_influence")
 
-    def group_loss_changes(self, Xv, y_enc, steps, loss):
+    def group_loss_changes(self, Xv, y_enc, steps, loss, risk=None):
         refuse("group_influence")
 
-    def loss_changes(self, Xv, y_enc, steps, loss):
+    def loss_changes(self, Xv, y_enc, steps, loss, risk=None):
         refuse("leave_one_out(method='exact')")
 
 

@@ -157,11 +157,13 @@ class CholeskySolver(HessianSolver):
 
     def __init__(self, hessian, fixed_directions, damping=0.0):
         self.hessian, self.damping = hessian, damping  # H + λI on demand, no copy
-        A = hessian + damping * np.eye(hessian.shape[0])
+        H = hessian + damping * np.eye(hessian.shape[0])
+        flat = np.flatnonzero(np.all(H == 0, axis=1))
         try:
-            A = self._factorise(A, fixed_directions)
+            self._factorise(H, fixed_directions)
+            if flat.size and not self.condition_number_ <= CONDITION_MAX:
+                raise LinAlgError  # singular but for rounding: as if exactly
         except LinAlgError:
-            flat = np.flatnonzero(np.all(A == 0, axis=1))
             if not flat.size:
                 raise ValueError(_SINGULAR) from None
             # R has no curvature at all along these parameters (e.g. the unpenalised
@@ -178,19 +180,12 @@ class CholeskySolver(HessianSolver):
                 SingularHessianWarning,
                 stacklevel=4,  # the explainer's fit, through make_solver
             )
-            unit = np.zeros((A.shape[0], flat.size))
+            unit = np.zeros((H.shape[0], flat.size))
             unit[flat, np.arange(flat.size)] = 1.0
             try:
-                A = self._factorise(A, np.hstack([fixed_directions, unit]))
+                self._factorise(H, np.hstack([fixed_directions, unit]))
             except LinAlgError:
                 raise ValueError(_SINGULAR) from None
-        # (ZᵀAZ)⁻¹ = L⁻ᵀ L⁻¹, then its exact 1-norm condition number ‖A‖₁ ‖A⁻¹‖₁
-        L_inv = np.linalg.inv(self._factor)
-        inner = L_inv.T @ L_inv
-        inner = 0.5 * (inner + inner.T)
-        Z = self.basis
-        self._inverse = inner if Z is None else Z @ inner @ Z.T
-        self.condition_number_ = _norm_1(A) * _norm_1(inner) if A.size else 1.0
         if not self.condition_number_ <= CONDITION_MAX:
             raise ValueError(
                 f"The Hessian of the training objective is numerically singular "
@@ -212,9 +207,11 @@ class CholeskySolver(HessianSolver):
                 stacklevel=4,  # the explainer's fit, through make_solver
             )
 
-    def _factorise(self, A, fixed_directions):
-        """Cholesky of Zᵀ A Z (Z: complement of the fixed directions); returns it."""
+    def _factorise(self, H, fixed_directions):
+        """Cholesky of Zᵀ H Z (Z: complement of the fixed directions), its inverse
+        and condition number; returns Zᵀ H Z (LinAlgError when singular)."""
         self.basis = complement_basis(fixed_directions)
+        A = H
         if self.basis is not None:
             A = self.basis.T @ A @ self.basis
             A = 0.5 * (A + A.T)
@@ -222,6 +219,13 @@ class CholeskySolver(HessianSolver):
         # competes with numpy's for the cores between calls (a 201² factorisation
         # took 30–40 ms after a numpy product instead of 1–3 ms)
         self._factor = np.linalg.cholesky(A)
+        # (ZᵀAZ)⁻¹ = L⁻ᵀ L⁻¹, then its exact 1-norm condition number ‖A‖₁ ‖A⁻¹‖₁
+        L_inv = np.linalg.inv(self._factor)
+        inner = L_inv.T @ L_inv
+        inner = 0.5 * (inner + inner.T)
+        Z = self.basis
+        self._inverse = inner if Z is None else Z @ inner @ Z.T
+        self.condition_number_ = _norm_1(A) * _norm_1(inner) if A.size else 1.0
         return A
 
     @property

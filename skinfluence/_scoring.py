@@ -285,11 +285,12 @@ class Scorer:
             out[sl] = np.asarray(test_gradients(sl) @ factor.T)
         return out
 
-    def group_loss_changes(self, Xv, y_enc, steps, loss):
+    def group_loss_changes(self, Xv, y_enc, steps, loss, risk=None):
         """``loss_changes`` for a few group steps, in blocks of test rows."""
+        risk = self.risk if risk is None else risk
         out = np.empty((Xv.shape[0], steps.shape[0]))
-        for sl in group_row_blocks(Xv.shape[0], steps.shape[0] * self.risk.n_outputs):
-            out[sl] = loss_change(self.risk, Xv[sl], y_enc[sl], steps, loss)
+        for sl in group_row_blocks(Xv.shape[0], steps.shape[0] * risk.n_outputs):
+            out[sl] = loss_change(risk, Xv[sl], y_enc[sl], steps, loss)
         return out
 
     # -- leverages and removals ---------------------------------------------------
@@ -309,9 +310,13 @@ class Scorer:
             return h[:, None, None]
         return self.risk.row_curvature() @ self.output_grams() / self.n_train
 
-    def loss_changes(self, Xv, y_enc, steps, loss):
-        """L(z_t at θ̂ + Δθ_j) − L(z_t at θ̂) for every test row t and step j."""
-        risk = self.risk
+    def loss_changes(self, Xv, y_enc, steps, loss, risk=None):
+        """L(z_t at θ̂ + Δθ_j) − L(z_t at θ̂) for every test row t and step j.
+
+        ``steps`` are in the θ of ``risk`` (default: the scorer's), and ``Xv`` are
+        that risk's features of the test rows.
+        """
+        risk = self.risk if risk is None else risk
         out = np.empty((Xv.shape[0], steps.shape[0]))
 
         def batch(sl, dest):

@@ -695,9 +695,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             if self._chunked:
                 _chunked.refuse("leave_one_out(method='exact')")
             scoring.check_result_size((Xv.shape[0], len(self.sample_weight_)))
-            steps = removal_steps(obj, self.hessian_solver_, self._damped_hessian(),
-                                  method, verbose=self.verbose)
-            return scoring.loss_changes(Xv, y_enc, steps, loss)
+            risk, solver, hessian = self._removal_parts(method)
+            steps = removal_steps(risk, solver, hessian, method, verbose=self.verbose)
+            if risk is not obj:  # steps in the wider risk's θ: its features of X
+                Xv = self._validate_X(X, risk)
+            return scoring.loss_changes(Xv, y_enc, steps, loss, risk=risk)
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
         out = scoring.score(Xv.shape[0], scoring.test_side(Xv, y_enc, loss),
@@ -763,9 +765,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         check_not_everything(obj, members)
         # with an iterative solver (no p × p Hessian), each group's Jacobian is solved
         # for: the Woodbury form of the step
-        hessian = None if self.hessian_ is None else self._damped_hessian()
-        steps = group_steps(obj, self.hessian_solver_, hessian, members, method)
-        return scoring.group_loss_changes(Xv, y_enc, steps, loss)
+        risk, solver, hessian = self._removal_parts(method, factorised=False)
+        steps = group_steps(risk, solver, hessian, members, method)
+        if risk is not obj:  # steps in the wider risk's θ: its features of X
+            Xv = self._validate_X(X, risk)
+        return scoring.group_loss_changes(Xv, y_enc, steps, loss, risk=risk)
 
     def perturbation_influence(
         self, X: MatrixLike, y: ArrayLike, indices: ArrayLike | None = None, *,
@@ -875,11 +879,11 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             out = np.zeros((len(rows), len(self.risk_.free)))
             out[:, self.risk_.free] = self._scoring().newton_steps(rows)
             return self.risk_.reported(out)
-        steps = removal_steps(self.risk_, self.hessian_solver_,
-                              self._damped_hessian(), method, verbose=self.verbose)
+        risk, solver, hessian = self._removal_parts(method)
+        steps = removal_steps(risk, solver, hessian, method, verbose=self.verbose)
         out = steps[rows]  # over all of θ
         out[np.isnan(out).any(axis=1)] = np.nan  # no estimate: every entry
-        return self.risk_.reported(out)
+        return risk.reported(out)
 
     def summary_frame(
         self, *, dfbetas: Literal["auto"] | bool = "auto",
@@ -1128,9 +1132,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             max_result_bytes=self.max_result_bytes,
         )
 
-    def _validate_X(self, X):
+    def _validate_X(self, X, risk=None):
         """Test X as the explained model sees it (after a Pipeline's first steps),
-        mapped to the features the risk is linear in (a kernel machine's φ(x))."""
+        mapped to the features ``risk`` (default ``risk_``) is linear in (a kernel
+        machine's φ(x))."""
         self._check_unchanged()
         if pipeline_of(self.estimator_) is None:
             Xv = validate_data(self, X, reset=False, accept_sparse="csr",
@@ -1138,7 +1143,28 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             validate_data(self, X, reset=False, skip_check_array=True)
             Xv = self._model_input(X)
-        return self.risk_.features(Xv)  # a kernel machine's features φ(x)
+        return (self.risk_ if risk is None else risk).features(Xv)
+
+    def _removal_parts(self, method, *, factorised=True):
+        """(risk, solver, damped Hessian) the removals of ``method`` run on.
+
+        ``factorised``: the removal needs the dense Hessian (the solver's error
+        when it has none); else None stands for it with an iterative solver.
+
+        The fit's, except for exact removals from a risk held on a subspace that
+        removals may leave: a kernel machine with the exact hinge or ε-insensitive
+        loss is held on its support vectors, and removing a row may bring rows from
+        outside the margin into the support. Those run on the risk of every training
+        row (``risk_.exact_removal_risk()``, built for the call and dropped after),
+        whose solution paths need no solver. Its steps report in the same
+        ``params_`` layout; its test features come from ``_validate_X(X, risk)``.
+        """
+        wider = getattr(self.risk_, "exact_removal_risk", None)
+        if method == "exact" and wider is not None:
+            return wider(), None, None
+        if factorised or self.hessian_ is not None:
+            return self.risk_, self.hessian_solver_, self._damped_hessian()
+        return self.risk_, self.hessian_solver_, None
 
     def _check_unchanged(self):
         """Refuse to explain a model whose parameters (or damping) changed since fit."""

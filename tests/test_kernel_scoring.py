@@ -227,3 +227,118 @@ def test_batches_and_jobs_do_not_change_the_scores():
     with pytest.raises(MemoryError, match="max_result_bytes"):
         other.set_params(max_result_bytes=100).loss_influence(X_test,
                                                               test_loss="decision")
+
+
+def _reachable_arrays(root):
+    """Every ndarray (and sparse matrix's data) reachable from ``root`` through
+    attributes, containers and functools.partial arguments."""
+    import functools
+    import types
+
+    import scipy.sparse as sp
+
+    seen, stack, out = set(), [root], []
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType,
+                                                types.FunctionType, str, bytes)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            out.append(obj)
+        elif sp.issparse(obj):
+            out.append(obj.data)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set)):
+            stack.extend(obj)
+        elif isinstance(obj, functools.partial):
+            stack.extend(obj.args)
+            stack.extend(obj.keywords.values())
+        elif isinstance(obj, types.MethodType):
+            stack.append(obj.__self__)
+        elif hasattr(obj, "__dict__"):
+            stack.extend(vars(obj).values())
+    return out
+
+
+@pytest.mark.parametrize("data, estimator", [
+    ("bc", SVC(C=1.0, **LIBSVM)),
+    ("diabetes", SVR(C=1.0, epsilon=0.8, **LIBSVM)),
+], ids=["svc-rbf", "svr-rbf-wide-tube"])
+def test_nothing_larger_than_train_by_support_is_held(data, estimator):
+    """With the exact hinge / ε-tube, the explainer holds the support vectors'
+    features (n × n_support) and Hessian, never an n × n block, also after every
+    kind of call (exact removals build the every-row risk for the call only)."""
+    X, y, X_test, y_test = dataset(data)
+    sw = np.random.default_rng(3).uniform(0.5, 2.0, len(y))
+    explainer = InfluenceExplainer(estimator).fit(X, y, sample_weight=sw)
+    model, risk = explainer.estimator_, explainer.risk_
+    n, n_sv = len(y), len(model.support_)
+    assert n_sv < n / 2  # the criterion means something here
+    assert np.array_equal(risk.input_map.basis, np.sort(model.support_))
+    assert risk.X.shape == (n, n_sv)
+    assert explainer.hessian_.shape == (n_sv + 1, n_sv + 1)
+    limit = n * (n_sv + 1)  # the θ-space training gradients, built on first use
+    sizes = {}
+    for call in (lambda: None,
+                 lambda: explainer.loss_influence(X_test, y_test),
+                 lambda: explainer.most_influential(X_test, k=3, test_loss="decision"),
+                 lambda: explainer.self_influence(),
+                 lambda: explainer.param_influence(),
+                 lambda: explainer.leave_one_out(X_test, y_test, method="newton"),
+                 lambda: explainer.leave_one_out(X_test, y_test, method="exact"),
+                 lambda: explainer.group_influence([[0, 1], [2]], X_test, y_test,
+                                                   method="newton")):
+        call()
+        biggest = max(_reachable_arrays(explainer), key=lambda a: a.size)
+        sizes[len(sizes)] = biggest.shape
+        assert biggest.size <= limit, sizes
+
+
+def test_params_are_the_estimators_dual_coefficients():
+    """On the support-vector basis (well-conditioned K_SS) params_ is libsvm's own
+    dual_coef_ on support_ (zero elsewhere), then intercept_: not only the same
+    function."""
+    for config in ("svc-rbf", "svr-rbf-sw"):
+        explainer, *_ = case(config)
+        model = explainer.estimator_
+        assert explainer.risk_.input_map.basis is not None
+        expected = np.zeros(len(explainer.sample_weight_) + 1)
+        expected[model.support_] = model.dual_coef_[0]
+        expected[-1] = model.intercept_[0]
+        assert max_rel_error(explainer.params_, expected) < 1e-10
+
+
+def test_support_vector_basis_equals_every_row(routes):
+    """First-order and Newton answers on the support vectors' features equal those
+    on the features of every training row (dense Cholesky there): every derivative
+    of the exact losses lies in the support vectors' span."""
+    explainer, _, X_test, y_test, tol = routes
+    wider = getattr(explainer.risk_, "exact_removal_risk", None)
+    if wider is None:  # K_SS did not represent the model: every row is the basis
+        assert explainer.risk_.input_map.basis is None
+        return
+    from skinfluence._removal import removal_steps
+
+    wide = wider()
+    n = len(explainer.sample_weight_)
+    assert wide.input_map.basis is None and wide.X.shape[0] == n
+    assert explainer.risk_.input_map.n_basis < n
+    damping = explainer.damping
+    solver = make_solver("cholesky", wide, damping)
+    scorer = Scorer(wide, solver)
+    Xw = wide.features(explainer.validate_test(X_test, y_test)[0].inputs)
+    y_enc = wide.targets.encode(y_test, len(y_test))
+    expected = scorer.score(len(y_test), scorer.test_side(Xw, y_enc))
+    assert max_rel_error(explainer.loss_influence(X_test, y_test), expected) <= tol
+    # dual coefficients compared through the function they define, K β: β itself
+    # is not unique where K is singular (the every-row basis reports the smallest)
+    K = wide.input_map.cross_rows(wide.inputs, np.arange(n))
+    assert max_rel_error(explainer.param_influence()[:, :n] @ K,
+                         wide.reported(scorer.influence_rows(np.arange(n)))[:, :n] @ K
+                         ) <= tol
+    steps = removal_steps(wide, solver, solver.damped_hessian(), "newton")
+    expected = scorer.loss_changes(Xw, y_enc, steps, None)
+    assert max_rel_error(explainer.leave_one_out(X_test, y_test, method="newton"),
+                         expected) <= 1e2 * tol

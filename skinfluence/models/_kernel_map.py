@@ -1,8 +1,11 @@
 """The whitened empirical kernel map: a kernel machine as a linear model.
 
 A kernel machine's function is ``f(x) = Σ_i β_i K(x, x_i) + b`` over basis rows
-``X_B`` (here: all training rows, so that removing or re-weighting a row, which may
-turn any row into a support vector, stays inside the model). With the
+``X_B``: all training rows (so that removing or re-weighting a row, which may turn
+any row into a support vector, stays inside the model), or only the support vectors
+where every derivative stays in their span (the exact hinge and ε-insensitive
+losses: rows off the support have no gradient and no curvature, so the features,
+Hessian and every first-order or Newton step live on ``n × n_support``). With the
 eigendecomposition ``K_BB = U Λ Uᵀ`` (eigenvalues below ``rtol · λ_max`` dropped,
 ``r`` kept), the features::
 
@@ -32,6 +35,48 @@ from .._utils import dense
 #: Reconstructed decision values must match the estimator's to this, relative to
 #: max(1, max |z|): else the kernel was not rebuilt as the estimator computes it.
 RECONSTRUCTION_RTOL = 1e-6
+#: The support vectors are the basis when their features rebuild ``K(·, X_S) β_S`` on
+#: every training row to this, relative to max(1, max |f|) (else every row is).
+SUPPORT_RTOL = 1e-9
+
+
+class TrainingKernel:
+    """``(X, rows) ↦ K(X, X_train[rows])``: a kernel against the training rows.
+
+    Parameters
+    ----------
+    kernel : callable or "precomputed"
+        ``kernel(X, Y)``, the estimator's kernel with its fitted parameters; with
+        "precomputed", inputs are their kernel rows against every training row
+        (``X_train`` is the training Gram matrix) and columns are taken from them.
+    X_train : {ndarray, sparse matrix}
+        The training inputs as the estimator sees them.
+    """
+
+    def __init__(self, kernel, X_train):
+        self.kernel, self.X_train = kernel, X_train
+        self.precomputed = isinstance(kernel, str) and kernel == "precomputed"
+        self.n_train = X_train.shape[0]
+
+    def __call__(self, X, rows=None):
+        """K(X, X_train[rows]) as a float64 ndarray (all training rows when None)."""
+        width = self.n_train if rows is None else len(rows)
+        if not (X.shape[0] and width):  # kernels refuse empty arrays
+            return np.zeros((X.shape[0], width))
+        if self.precomputed:
+            out = X if rows is None else X[:, rows]
+        else:
+            out = self.kernel(X, self.X_train if rows is None else self.X_train[rows])
+        return np.asarray(dense(out), dtype=np.float64)
+
+    def gram(self, rows=None):
+        """K(X_train[rows], X_train[rows])."""
+        if self.precomputed:
+            return np.asarray(dense(self.X_train if rows is None
+                                    else self.X_train[rows][:, rows]),
+                              dtype=np.float64)
+        inputs = self.X_train if rows is None else self.X_train[rows]
+        return self(inputs, rows)
 
 
 class KernelMap:
@@ -46,24 +91,33 @@ class KernelMap:
 
     Parameters
     ----------
-    cross : callable
-        ``cross(X) -> K(X, X_B)``, shape (n, n_basis), for inputs X as the estimator
-        sees them.
-    gram : ndarray of shape (n_basis, n_basis)
-        ``K_BB`` (symmetrised here).
+    kernel : TrainingKernel
+        The kernel against the training rows.
+    basis : array-like of int, default=None
+        The basis rows B (training row numbers); None: every training row.
+    gram : ndarray of shape (n_basis, n_basis), default=None
+        ``K_BB`` when already computed (symmetrised here).
     rtol : float, default=None
         Eigenvalues at most ``rtol · λ_max`` are dropped (numerically zero);
         None: ``n_basis · ε``, the rank tolerance of ``numpy.linalg.matrix_rank``.
+
+    Attributes
+    ----------
+    basis_features : ndarray of shape (n_basis, r)
+        φ(X_B).
     """
 
     #: The Cholesky route is taken when every pivot² ≥ this × the largest diagonal
     #: entry of K_BB (W's rounding error stays near ε / this).
     CHOLESKY_MIN_PIVOT = 1e-8
 
-    def __init__(self, cross, gram, rtol=None):
+    def __init__(self, kernel, basis=None, gram=None, rtol=None):
+        self.kernel = kernel
+        self.n_train = kernel.n_train
+        self.basis = None if basis is None else np.asarray(basis, dtype=np.intp)
+        gram = kernel.gram(self.basis) if gram is None else gram
         gram = dense(gram).astype(np.float64)
         gram = 0.5 * (gram + gram.T)
-        self.cross = cross
         self.n_basis = gram.shape[0]
         factor = _well_conditioned_cholesky(gram, self.CHOLESKY_MIN_PIVOT)
         self._projection = None
@@ -101,21 +155,16 @@ class KernelMap:
 
     def cross_matrix(self, X):
         """K(X, X_B) as a float64 ndarray (n, n_basis)."""
-        return np.asarray(dense(self.cross(X)), dtype=np.float64)
+        return self.kernel(X, self.basis)
 
     def cross_rows(self, X, rows):
-        """K(X, X_B[rows]) as a float64 ndarray (n, len(rows)): only those columns
-        are computed (for ``kernel="precomputed"``, X holds the rows K(X, X_B))."""
-        if not (X.shape[0] and len(rows)):  # kernels refuse empty arrays
-            return np.zeros((X.shape[0], len(rows)))
-        if isinstance(self.cross, CrossKernel):
-            out = self.cross.kernel(X, self.cross.basis[rows])
-        else:  # precomputed: the columns of the given kernel rows
-            out = self.cross(X)[:, rows]
-        return np.asarray(dense(out), dtype=np.float64)
+        """K(X, X_train[rows]) as a float64 ndarray (n, len(rows)) for training row
+        numbers ``rows``: only those columns are computed."""
+        return self.kernel(X, rows)
 
     def weights(self, beta):
-        """w = (K_BB W)ᵀ β for dual coefficients β (n_basis, k): W of shape (k, r)."""
+        """w = (K_BB W)ᵀ β for dual coefficients β (n_basis, k) on the basis rows:
+        W of shape (k, r)."""
         beta = np.asarray(beta, dtype=np.float64).reshape(self.n_basis, -1)
         return (self.basis_features.T @ beta).T
 
@@ -126,8 +175,8 @@ class KernelMap:
     def param_map(self, n_outputs, fit_intercept):
         """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]`` with B = W (U Λ^{-1/2})ᵀ.
 
-        The reported parameters are the dual coefficients of every output on the
-        basis rows (output by output), then the intercepts.
+        The reported parameters are the dual coefficients of every output on every
+        training row (zero off the basis; output by output), then the intercepts.
         """
         return DualParams(self, n_outputs, fit_intercept)
 
@@ -138,6 +187,15 @@ class KernelMap:
             return W @ self._projection.T
         return solve_triangular(self.basis_features, W.T, lower=True, trans="T",
                                 check_finite=False).T
+
+    def on_training_rows(self, B):
+        """Dual coefficients on the basis (m, n_basis) → on every training row
+        (m, n_train), zero off the basis."""
+        if self.basis is None:
+            return B
+        out = np.zeros((B.shape[0], self.n_train))
+        out[:, self.basis] = B
+        return out
 
 
 class KernelFeatures:
@@ -200,9 +258,10 @@ class DualParams:
 
     def __call__(self, rows):
         rows = np.asarray(rows)
-        k, m, r = self.n_outputs, self.kmap.n_basis, self.kmap.rank
+        k, r = self.n_outputs, self.kmap.rank
         W = rows[:, : k * r].reshape(len(rows) * k, r)
-        B = self.kmap.dual(W).reshape(len(rows), k * m)
+        B = self.kmap.on_training_rows(self.kmap.dual(W))
+        B = B.reshape(len(rows), k * self.kmap.n_train)
         return np.hstack([B, rows[:, k * r:]]) if self.fit_intercept else B
 
 
@@ -218,27 +277,35 @@ class PairwiseKernel:
                                 **self.params)
 
 
-class CrossKernel:
-    """``X ↦ K(X, X_B)`` for a kernel ``K(X, Y)`` and basis rows ``X_B``."""
-
-    def __init__(self, kernel, basis):
-        self.kernel, self.basis = kernel, basis
-
-    def __call__(self, X):
-        return self.kernel(X, self.basis)
+def training_kernel_map(kernel, X_train, basis=None):
+    """The whitened map on the training rows ``basis`` (None: every row).
+    ``kernel="precomputed"``: X_train is the training Gram matrix."""
+    return KernelMap(TrainingKernel(kernel, X_train), basis)
 
 
-def precomputed_rows(X):
-    """``kernel="precomputed"``: test inputs are their kernel rows K(X, X_train)."""
-    return X
+def dual_kernel_map(kernel, X_train, dual, exact):
+    """(kernel map, φ(X_train), w) of a kernel machine with dual coefficients
+    ``dual`` (n_train, k) on every training row.
 
-
-def training_kernel_map(kernel, X_train):
-    """The whitened map on every training row. ``kernel="precomputed"``: X_train is
-    the training Gram matrix (the map is then :func:`precomputed_rows`)."""
-    if isinstance(kernel, str) and kernel == "precomputed":
-        return KernelMap(precomputed_rows, X_train)
-    return KernelMap(CrossKernel(kernel, X_train), kernel(X_train, X_train))
+    With an ``exact`` loss (no derivative leaves the support vectors' span) the basis
+    is the support vectors S (rows with a non-zero coefficient), provided their
+    features represent ``f = K(·, X_S) β_S`` on every training row to
+    ``SUPPORT_RTOL``: a numerically singular ``K_SS`` whose whitening drops a
+    direction may not, off the support. Otherwise, and for the smooth losses, every
+    training row is a basis row.
+    """
+    dual = np.asarray(dual, dtype=np.float64).reshape(X_train.shape[0], -1)
+    support = np.flatnonzero(np.any(dual != 0, axis=1))
+    if exact and 0 < support.size < dual.shape[0]:
+        kmap = training_kernel_map(kernel, X_train, support)
+        cross = kmap.cross_matrix(X_train)
+        features, w = kmap.whiten(cross), kmap.weights(dual[support])
+        f = cross @ dual[support]
+        error = np.max(np.abs(features @ w.T - f), initial=0.0)
+        if error <= SUPPORT_RTOL * max(1.0, np.max(np.abs(f), initial=0.0)):
+            return kmap, features, w
+    kmap = training_kernel_map(kernel, X_train)
+    return kmap, kmap.basis_features, kmap.weights(dual)
 
 
 def _well_conditioned_cholesky(gram, min_pivot):

@@ -37,9 +37,9 @@ from sklearn.kernel_ridge import KernelRidge
 
 from .._objective import LinearObjective
 from ._kernel_map import (
-    CrossKernel,
     KernelMap,
     PairwiseKernel,
+    TrainingKernel,
     check_reconstruction,
     training_kernel_map,
 )
@@ -98,7 +98,7 @@ def gaussian_process_objective(est, X, y, sample_weight, **options):
     noise = np.broadcast_to(np.asarray(est.alpha, dtype=np.float64), (X.shape[0],)) \
         + np.diag(extra)
     reference = float(np.mean(noise))  # ā: F = Σ (ā/a_i) r_i² + ā ‖f‖²
-    kmap = KernelMap(CrossKernel(est.kernel_, X_fit), cross)
+    kmap = KernelMap(TrainingKernel(est.kernel_, X_fit), gram=cross)
     return _ridge_risk(est, kmap, X, y, reference / noise, sample_weight, reference)
 
 

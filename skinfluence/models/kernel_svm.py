@@ -17,6 +17,15 @@ on the margin pinned; the smooth hinge at ``smoothing=t > 0``) and ε-insensitiv
 ``coef0``; "precomputed" or a callable) is held fixed. ``kernel="linear"`` keeps the
 linear route, with θ = [``coef_``, ``intercept_``].
 
+With the exact losses (``smoothing=0``, the default) no row off the support has a
+gradient or curvature, so every first-order and Newton quantity lies in the span of
+the support vectors' kernel functions: the features are those of the support
+vectors only, ``φ(x) = K(x, X_S) W_S`` (n × n_support, and nothing larger is held).
+Exact removals, along which rows outside the margin may join the support, are
+computed on the features of every training row, built for that call
+(``exact_removal_risk``). The smooth losses curve every row: every row is a basis
+row.
+
 Parameters (``params_``) of the other kernels: the dual coefficients on every
 training row (``β = U Λ^{-1/2} w``, zero off the support; ``dual_coef_`` on
 ``support_``), then ``intercept_``. Multiclass SVC is one-vs-one (one classifier per
@@ -24,11 +33,17 @@ pair of classes, on that pair's rows): refused. Test points are mapped to φ by 
 explainer (``risk_.features``); perturbation of inputs is refused (it needs ∇x φ).
 """
 
+import functools
+
 import scipy.sparse as sp
 from sklearn.svm import SVC, SVR
 
 from . import svm, svr
-from ._kernel_map import PairwiseKernel, check_reconstruction, training_kernel_map
+from ._kernel_map import (
+    PairwiseKernel,
+    check_reconstruction,
+    dual_kernel_map,
+)
 
 
 def kernel_function(est, X_train):
@@ -49,14 +64,30 @@ def kernel_function(est, X_train):
     return PairwiseKernel(est.kernel, gamma=gamma, degree=est.degree, coef0=est.coef0)
 
 
-def _kernel_risk(est, X, build, y, sample_weight, smoothing, model_values):
+def _kernel_risk(est, X, build, y, sample_weight, smoothing, model_values,
+                 every_row=False):
+    """The risk of a fitted SVC/SVR in the whitened features of its basis rows: its
+    support vectors for the exact loss (unless ``every_row``;
+    :func:`._kernel_map.dual_kernel_map`), whose exact removals (rows outside the
+    margin may join the support) run on the risk of every row
+    (``exact_removal_risk``); every training row for the smooth losses."""
     kernel = "precomputed" if est.kernel == "precomputed" else kernel_function(est, X)
-    kmap = training_kernel_map(kernel, X)
-    coef = kmap.weights(svm.dual_on_rows(est, sample_weight))
-    risk = build(est, kmap.basis_features, coef, y, sample_weight, smoothing,
+    kmap, features, coef = dual_kernel_map(
+        kernel, X, svm.dual_on_rows(est, sample_weight),
+        exact_loss(smoothing) and not every_row)
+    risk = build(est, features, coef, y, sample_weight, smoothing,
                  input_map=kmap, inputs=X, param_map=kmap.param_map(1, True))
     check_reconstruction(risk.decision(risk.X), model_values(X), type(est).__name__)
+    if kmap.basis is not None:
+        risk.exact_removal_risk = functools.partial(
+            _kernel_risk, est, X, build, y, sample_weight, smoothing, model_values,
+            every_row=True)
     return risk
+
+
+def exact_loss(smoothing):
+    """Whether ``smoothing`` leaves the hinge / ε-insensitive loss exact."""
+    return smoothing == "auto" or smoothing == 0
 
 
 def kernel_svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):

@@ -53,10 +53,10 @@ from sklearn.svm import NuSVC, NuSVR
 
 from .._objective import LinearObjective
 from .._utils import dense
-from ._kernel_map import check_reconstruction, training_kernel_map
+from ._kernel_map import check_reconstruction, dual_kernel_map
 from ._losses import hinge_loss, signed_targets
 from ._targets import ClassLabels, RealTargets
-from .kernel_svm import kernel_function
+from .kernel_svm import exact_loss, kernel_function
 from .svm import BOUND_TOL, dual_on_rows
 
 _EXACT_REFUSAL = (
@@ -174,14 +174,19 @@ class RatioParams:
         return np.hstack([P + self.reported * (kappa - rho), self.rho * rho])
 
 
-def _features(est, X, sample_weight):
-    """(features, w, extra LinearObjective arguments, kernel map or None)."""
+def _features(est, X, sample_weight, smoothing):
+    """(features, w, extra LinearObjective arguments, kernel map or None).
+
+    With the exact losses the basis rows are the support vectors: off the support a
+    row's gradient is on the intercept-only output (ρ or ε) alone, and no row is
+    curved, so every derivative stays in the support vectors' span.
+    """
     if est.kernel == "linear":
         return X, dense(est.coef_)[0], {}, None
     kernel = "precomputed" if est.kernel == "precomputed" else kernel_function(est, X)
-    kmap = training_kernel_map(kernel, X)
-    w = kmap.weights(dual_on_rows(est, sample_weight))[0]
-    return kmap.basis_features, w, dict(input_map=kmap, inputs=X), kmap
+    kmap, features, w = dual_kernel_map(kernel, X, dual_on_rows(est, sample_weight),
+                                        exact_loss(smoothing))
+    return features, w[0], dict(input_map=kmap, inputs=X), kmap
 
 
 def _exact_dz(loss, coef, intercept, X, Y):
@@ -224,7 +229,7 @@ def nu_svc_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     check_binary(est)
     targets = ClassLabels(est.classes_)
     y_index = targets.encode(y, X.shape[0])
-    features, w, extra, kmap = _features(est, X, sample_weight)
+    features, w, extra, kmap = _features(est, X, sample_weight, smoothing)
     n, d = features.shape
     dual = dual_on_rows(est, sample_weight)  # α_i ỹ_i / ρ̂
     rho = est.nu * sample_weight.sum() / np.abs(dual).sum()  # libsvm's ρ̂
@@ -290,7 +295,7 @@ def nu_svr_objective(est, X, y, sample_weight, *, smoothing="auto", **options):
     """
     targets = RealTargets(1)
     Y = targets.encode(y, X.shape[0])
-    features, w, extra, kmap = _features(est, X, sample_weight)
+    features, w, extra, kmap = _features(est, X, sample_weight, smoothing)
     n, d = features.shape
     dual = dual_on_rows(est, sample_weight)  # α_i − α_i* = −C s_i ψ'_i
     b = float(est.intercept_[0])
