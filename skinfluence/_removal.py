@@ -334,33 +334,46 @@ def _downdate_parts(objective, solver):
     return S, D, M
 
 
-def removal_steps(objective, solver, hessian, method, *, verbose=0):
+def removal_steps(objective, solver, hessian, method, *, rows=None, verbose=0):
     """θ̂_{−j} − θ̂ estimated for every training row j, over all of θ (n, p).
 
     ``method`` "newton" (one Newton step) or "exact". Rows without weight get exactly
     0 (R is unchanged); rows whose removal leaves no optimum (``removal_defects``),
     an indefinite Newton step, or iterations that do not converge get NaN, with one
-    ``NoOptimumWarning``. ``verbose > 0`` reports the exact iterations' progress.
+    ``NoOptimumWarning``. ``rows``: only these rows' removals are estimated (and
+    warned about); the other rows' entries are left 0. ``verbose > 0`` reports the
+    exact iterations' progress.
     """
     n = objective.X.shape[0]
     removals = [np.array([j]) for j in range(n)]
+    wanted = np.arange(n) if rows is None else np.unique(rows)
     if not objective.linear:  # a network: each row's own exact Hessian
-        steps, defects = network_removal_steps(
-            objective, hessian, removals, method, getattr(solver, "damping", 0.0),
-            basis=solver.basis, verbose=verbose)
+        steps = np.zeros((n, objective.n_params))
+        steps[wanted], found = network_removal_steps(
+            objective, hessian, [removals[j] for j in wanted], method,
+            getattr(solver, "damping", 0.0), basis=solver.basis, verbose=verbose)
+        defects = {int(wanted[i]): reason for i, reason in found.items()}
         return settle(objective, removals, steps, defects, "row")
-    defects = removal_defects(objective, removals)
+    found = removal_defects(objective, [removals[j] for j in wanted])
+    defects = {int(wanted[i]): reason for i, reason in found.items()}
     if method == "newton":
         steps, _ = newton_steps(objective, solver, hessian)
-        for j in np.flatnonzero(np.isnan(steps).any(axis=1)):
+        for j in wanted[np.isnan(steps[wanted]).any(axis=1)]:
             defects.setdefault(int(j), INDEFINITE)
         steps = full_steps(objective, steps)
     else:
-        steps, failed = exact_steps(objective, solver, hessian, skip=list(defects),
-                                    verbose=verbose)
+        skip = np.ones(n, dtype=bool)
+        skip[wanted] = False
+        skip[list(defects)] = True
+        steps, failed = exact_steps(objective, solver, hessian,
+                                    skip=np.flatnonzero(skip), verbose=verbose)
         defects.update(failed)
     steps = _grow_active_sets(objective, removals, steps, defects,
-                              exact=method == "exact")
+                              exact=method == "exact", only=wanted)
+    if rows is not None:
+        others = np.ones(n, dtype=bool)
+        others[wanted] = False
+        steps[others] = 0.0
     return settle(objective, removals, steps, defects, "row")
 
 
@@ -371,18 +384,19 @@ def full_steps(objective, steps):
     return out
 
 
-def _grow_active_sets(objective, removals, steps, defects, exact=True):
+def _grow_active_sets(objective, removals, steps, defects, exact=True, only=None):
     """Exact removals off the full fit's active set under an elementwise L1
     penalty: refits that free a coefficient held at zero (``ACTIVE_SET_GROWS``) and
     estimates that are not optimal because a coefficient should stop at zero (its
     sign flipped under the chord iterations). Both are solved again by
     ``l1_exact_removal`` (in place on the full steps); the removals it solves leave
-    ``defects``."""
+    ``defects``. ``only``: the positions of ``removals`` estimated (all when None)."""
     if not exact or not _elementwise_l1(objective) or not np.any(
             objective.l1_penalty > 0):
         return steps
     redo = [i for i, reason in defects.items() if reason is ACTIVE_SET_GROWS]
-    finite = [i for i in range(len(removals))
+    positions = range(len(removals)) if only is None else only
+    finite = [int(i) for i in positions
               if i not in defects and np.isfinite(steps[i]).all()]
     redo += [finite[i] for i in np.flatnonzero(
         _subgradient_residuals(objective, [removals[i] for i in finite],
@@ -809,11 +823,16 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
         return _own_exact_steps(objective, own, skip)
     if objective.train_dz is not None:  # hinge / ε-tube: follow the solution path
         tube = getattr(objective, "exact_path", "hinge") == "tube"
-        steps, _ = (tube_exact_steps if tube else hinge_exact_steps)(objective)
+        todo = np.ones(objective.X.shape[0], dtype=bool)
+        todo[list(skip)] = False
+        rows = np.flatnonzero(todo)
+        steps = np.zeros((len(todo), objective.n_params))
+        steps[rows], _ = (tube_exact_steps if tube else hinge_exact_steps)(
+            objective, rows)
         failed = {int(j): "the piecewise-linear solution path has no unique "
                   "continuation (e.g. no support vector left on the margin to fix the "
                   "intercept, or the row crossing the whole ε-tube)"
-                  for j in np.flatnonzero(np.isnan(steps).any(axis=1))}
+                  for j in rows[np.isnan(steps[rows]).any(axis=1)]}
         return steps, failed
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     parts = S, D, M = _downdate_parts(objective, solver)

@@ -880,7 +880,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             out[:, self.risk_.free] = self._scoring().newton_steps(rows)
             return self.risk_.reported(out)
         risk, solver, hessian = self._removal_parts(method)
-        steps = removal_steps(risk, solver, hessian, method, verbose=self.verbose)
+        steps = removal_steps(risk, solver, hessian, method, rows=rows,
+                              verbose=self.verbose)
         out = steps[rows]  # over all of θ
         out[np.isnan(out).any(axis=1)] = np.nan  # no estimate: every entry
         return risk.reported(out)

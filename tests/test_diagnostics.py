@@ -245,3 +245,4 @@ def test_test_set_influence_against_weighted_refits():
             losses.append(log_loss(y_test, fit.predict_proba(X_test)))
         np.testing.assert_allclose(150 * (losses[0] - losses[1]) / (2 * h),
                                    influence[j], rtol=1e-4)
+
