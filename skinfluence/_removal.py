@@ -77,6 +77,9 @@ ACTIVE_SET_GROWS = ("its refit moves coefficients the penalty holds at zero off 
                     "this penalty (refit instead)")
 INDEFINITE = ("its downdated Hessian is not positive definite (one Newton step is "
               "undefined)")
+#: Why an exact hinge / ε-tube removal is undefined.
+_NO_PATH = ("the piecewise-linear solution path has no unique continuation (e.g. no "
+            "support vector left on the margin to fix the intercept)")
 
 
 class NoOptimumWarning(ConvergenceWarning):
@@ -311,9 +314,9 @@ def warn_no_optimum(defects, kind, stacklevel=3):
 def _check_supported(objective):
     if objective.weight_jacobian is not None and objective.train_dz is not None:
         raise NotImplementedError(
-            "method='newton' for a hinge SVM with class weights computed from the "
-            "sample weights (class_weight='balanced') is not supported yet. Use "
-            "method='influence', or explicit class weights."
+            "method='newton' or 'exact' for a hinge SVM with class weights computed "
+            "from the sample weights (class_weight='balanced') is not supported yet. "
+            "Use method='influence', or explicit class weights."
         )
 
 
@@ -828,11 +831,8 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
         rows = np.flatnonzero(todo)
         steps = np.zeros((len(todo), objective.n_params))
         steps[rows], _ = (tube_exact_steps if tube else hinge_exact_steps)(
-            objective, rows)
-        failed = {int(j): "the piecewise-linear solution path has no unique "
-                  "continuation (e.g. no support vector left on the margin to fix the "
-                  "intercept, or the row crossing the whole ε-tube)"
-                  for j in rows[np.isnan(steps[rows]).any(axis=1)]}
+            objective, [np.array([j]) for j in rows])
+        failed = {int(j): _NO_PATH for j in rows[np.isnan(steps[rows]).any(axis=1)]}
         return steps, failed
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     parts = S, D, M = _downdate_parts(objective, solver)
@@ -1194,13 +1194,12 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
     own = getattr(objective, "exact_removal_steps", None)
     if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
         return own(members)
-    if objective.train_dz is not None:
-        raise NotImplementedError(
-            "group_influence(method='exact') for the hinge and ε-insensitive losses "
-            "is not supported "
-            "yet: removing support vectors moves other rows across the margin, which "
-            "needs active-set steps. Use method='newton'."
-        )
+    if objective.train_dz is not None:  # hinge / ε-tube: follow the solution path
+        _check_supported(objective)
+        tube = getattr(objective, "exact_path", "hinge") == "tube"
+        steps, _ = (tube_exact_steps if tube else hinge_exact_steps)(objective,
+                                                                      members)
+        return steps, {g: _NO_PATH for g in np.flatnonzero(np.isnan(steps).any(1))}
     steps = newton_group_steps(objective, solver, hessian, members)
     steps[~np.isfinite(steps).all(axis=1)] = 0.0  # no Newton step: start from θ̂
     scale = max(1.0, np.abs(objective.params).max(initial=0.0))
@@ -1471,47 +1470,56 @@ def _check_members(group, n, i):
 
 
 # -- exact removal for the hinge: follow the solution path (decremental SVM) ---------
-def hinge_exact_steps(objective, rows=None, *, tol=1e-9):
-    """θ̂_{−j} − θ̂ for an SVM (hinge loss, dual subgradients known), all params.
+def hinge_exact_steps(objective, removals=None, *, tol=1e-9):
+    """θ̂_{−G} − θ̂ for an SVM (hinge loss, dual subgradients known), all params, for
+    each removal G (an array of rows; default: every single row).
 
-    Row j's weight is scaled by (1 − t), t from 0 to 1; the solution is piecewise
-    linear in t. On each piece the rows inside the margin (μ_i = v_i), on it
-    (m_i = 1, 0 < μ_i < v_i) and outside (μ_i = 0) stay put, and the solution solves
+    The weights of G's rows are scaled by (1 − t), t from 0 to 1; the solution is
+    piecewise linear in t. On each piece the rows inside the margin (μ_i = v_i), on
+    it (m_i = 1, 0 < μ_i < v_i) and outside (μ_i = 0) stay put, and the solution
+    solves
 
         q ⊙ θ = (1/n) Σ_i μ_i ỹ_i x̃_i,    ỹ_i x̃_iᵀ θ = 1 on the margin
 
-    (μ_i = s_i c_i β_i, the dual variables); at each breakpoint one row changes
-    sides (Cauwenberghs & Poggio's decremental step). One-vs-rest outputs are
-    independent problems. Returns (steps (n_rows, p) — NaN where the path is
-    undefined — and the number of breakpoints crossed).
+    (μ_i = s_i c_i β_i, the dual variables; v_i shrinks with t for i ∈ G); at each
+    breakpoint one row changes sides (Cauwenberghs & Poggio's decremental step).
+    One-vs-rest outputs are independent problems. Returns (steps (n_removals, p) —
+    NaN where the path is undefined — and the number of breakpoints crossed).
     """
     from .models._losses import signed_targets
 
     obj = objective
     n, k = obj.X.shape[0], obj.n_outputs
-    rows = np.arange(n) if rows is None else np.asarray(rows)
+    removals = _single_rows(n, removals)
     X = dense(obj.X)
     Xt = np.hstack([X, np.ones((n, 1))]) if obj.fit_intercept else X
     Yt = signed_targets(obj.y, k)
     idx = obj.param_index()
     theta = obj.params
-    steps = np.zeros((len(rows), obj.n_params))
+    steps = np.zeros((len(removals), obj.n_params))
     crossings = 0
     for a in range(k):
         v = obj.row_weight[:, a]
         mu = -obj.train_dz[:, a] * Yt[:, a] * v  # μ_i = β_i v_i ∈ [0, v_i]
         q = obj.quad_penalty[idx[a]]
         A = Yt[:, [a]] * Xt  # rows ỹ_i x̃_i: margin m_i = A_i θ
-        for r, j in enumerate(rows):
-            if mu[j] <= tol * max(v[j], 1e-300):
-                continue  # outside the margin: removing it changes nothing
-            out = _decrement(A, v, mu, q, theta[idx[a]], j, n, tol)
+        for r, rows in enumerate(removals):
+            if np.all(mu[rows] <= tol * np.maximum(v[rows], 1e-300)):
+                continue  # outside the margin: removing them changes nothing
+            out = _decrement(A, v, mu, q, rows, n)
             if out is None:
                 steps[r] = np.nan
             else:
                 steps[r, idx[a]] += out[0] - theta[idx[a]]
                 crossings += out[1]
     return steps, crossings
+
+
+def _single_rows(n, removals):
+    """``removals`` as a list of row arrays; every single row when None."""
+    if removals is None:
+        return [np.array([j]) for j in range(n)]
+    return [np.atleast_1d(np.asarray(rows, dtype=np.intp)) for rows in removals]
 
 
 def _margin_kkt(A_M, q, n, rhs_theta, rhs_margin):
@@ -1555,25 +1563,27 @@ def _margin_kkt(A_M, q, n, rhs_theta, rhs_margin):
     return out
 
 
-def _decrement(A, v, mu, q, theta, j, n, tol, c=None, twin=None):
-    """Follow the SVM solution as row j's weight goes from v_j to 0.
+def _decrement(A, v, mu, q, shrink, n, c=None):
+    """Follow the SVM solution as the weights of the hinge rows ``shrink`` go from v
+    to 0 (bound_i(t) = (1 − t) v_i, t from 0 to 1); returns (θ at t = 1, pieces), or
+    None where the path is undefined (a singular margin system).
 
-    Hinge rows max(0, c_i − A_i θ) (c = 1: the SVM margin); ``twin``: another hinge
-    row of the same data row (the ε-tube's other edge), whose weight also goes to 0:
-    the path is undefined (None) if it would become active.
+    Hinge rows max(0, c_i − A_i θ) (c = 1: the SVM margin). A removed data row of the
+    ε-tube shrinks both its edges (two hinge rows), so it may cross the whole tube.
     """
     c = np.ones(len(v)) if c is None else c
     mu = mu.copy()
     state = np.where(mu >= v * (1 - 1e-6), 1, np.where(mu <= v * 1e-6, -1, 0))
-    # 1 inside (μ = v), 0 on the margin, −1 outside (μ = 0)
+    # 1 inside (μ = bound), 0 on the margin, −1 outside (μ = 0)
+    slope = np.zeros(len(v))
+    slope[shrink] = -v[shrink]  # d bound / dt
     t, pieces = 0.0, 0
     for _ in range(10 * len(v) + 10):
         M = np.flatnonzero(state == 0)
         inside = np.flatnonzero(state == 1)
-        bound = v.copy()
-        bound[j] = (1 - t) * v[j]
-        # derivative of the right-hand side in t: only row j's bound moves, if inside
-        moving = -A[j] * v[j] / n if state[j] == 1 else np.zeros(len(q))
+        bound = v + t * slope
+        # derivative of the right-hand side in t: the shrinking bounds of rows inside
+        moving = A[inside].T @ slope[inside] / n
         try:
             (th, mu_M), (dth, dmu_M) = _margin_kkt(
                 A[M], q, n, [A[inside].T @ bound[inside] / n, moving],
@@ -1582,27 +1592,20 @@ def _decrement(A, v, mu, q, theta, j, n, tol, c=None, twin=None):
             return None
         if not (np.all(np.isfinite(th)) and np.all(np.isfinite(mu_M))):
             return None
-        # the next breakpoint: a margin row's μ hits 0 or its bound, another row's
-        # margin reaches 1, or row j (on the margin) hits its shrinking bound
+        # the next breakpoint: a margin row's μ hits 0 or its (moving) bound, or
+        # another row's margin reaches c
         best, event = 1.0 - t, None
         m, dm = A @ th, A @ dth
         for i_pos, i in enumerate(M):
             rate = dmu_M[i_pos]
-            if i == j:
-                # μ_j(s) ≤ (1 − t − s) v_j, reached at s = ((1−t)v_j − μ_j)/(rate + v_j)
-                gap, speed = (1 - t) * v[j] - mu_M[i_pos], rate + v[j]
-                if speed > 0 and 0 <= gap / speed < best:
-                    best, event = max(gap / speed, 0.0), (i, 1)
-                if rate < 0 and 0 <= -mu_M[i_pos] / rate < best:
-                    best, event = -mu_M[i_pos] / rate, (i, -1)
-                continue
             if rate < 0 and -mu_M[i_pos] / rate < best:
                 best, event = max(-mu_M[i_pos] / rate, 0.0), (i, -1)
-            if rate > 0 and (v[i] - mu_M[i_pos]) / rate < best:
-                best, event = max((v[i] - mu_M[i_pos]) / rate, 0.0), (i, 1)
-        # rows inside (m < 1) whose margin rises to 1, rows outside (m > 1) whose
-        # margin falls to 1; a row already at m ≈ 1 moving the wrong way goes now
-        others = np.flatnonzero((state != 0) & (np.arange(len(v)) != j))
+            speed = rate - slope[i]  # μ_i(t + s) = bound_i(t + s) at s = gap / speed
+            if speed > 0 and (bound[i] - mu_M[i_pos]) / speed < best:
+                best, event = max((bound[i] - mu_M[i_pos]) / speed, 0.0), (i, 1)
+        # rows inside (m < c) whose margin rises to c, rows outside (m > c) whose
+        # margin falls to c; a row already at m ≈ c moving the wrong way goes now
+        others = np.flatnonzero(state != 0)
         toward = np.where(state[others] == 1, dm[others] > 1e-14, dm[others] < -1e-14)
         crossing = others[toward]
         when = np.maximum((c[crossing] - m[crossing]) / dm[crossing], 0.0)
@@ -1614,40 +1617,39 @@ def _decrement(A, v, mu, q, theta, j, n, tol, c=None, twin=None):
         if event is None:  # no breakpoint before t = 1
             return th + (1.0 - t) * dth, pieces
         i, new_state = event
-        if i == twin:
-            return None
         t += best
         pieces += 1
         state[i] = new_state
-        if state[j] == 1 and t >= 1.0 - 1e-12:
+        if t >= 1.0 - 1e-12:
             return th + best * dth, pieces
         # carry μ of margin rows (for the next bounds), at the breakpoint
         mu[M] = mu_M + best * dmu_M
         if new_state == 1:
-            mu[i] = v[i] if i != j else (1 - t) * v[j]
+            mu[i] = v[i] + t * slope[i]
         elif new_state == -1:
             mu[i] = 0.0
     return None
 
 
 # -- exact removal for the ε-insensitive loss: the same path on two hinges per row ----
-def tube_exact_steps(objective, rows=None, *, tol=1e-9):
-    """θ̂_{−j} − θ̂ for the ε-insensitive loss (one output, subgradients known).
+def tube_exact_steps(objective, removals=None, *, tol=1e-9):
+    """θ̂_{−G} − θ̂ for the ε-insensitive loss (one output, subgradients known), for
+    each removal G (an array of rows; default: every single row).
 
     ψ(r) = max(0, r − ε) + max(0, −r − ε), r = x̃·θ − y, is a sum of two hinges with
     offsets, max(0, c − A θ): the upper edge A = −x̃, c = −y − ε and the lower edge
     A = x̃, c = y − ε, each with the row's weight v. Their dual variables are
-    μ = v max(±ψ', 0) (``train_dz`` = ψ'). Removing row j follows the hinge's solution
-    path (``_decrement``) for its active edge; the other edge must stay inactive
-    (otherwise the removal is NaN: the path would need both). Rows strictly inside
-    the tube (ψ' = 0) do not move the solution. Works on any one-output
-    ``LinearObjective`` with ``loss.epsilon`` and ``train_dz`` (e.g. kernel features).
-    Returns (steps (n_rows, p) — NaN where the path is undefined — and the number of
+    μ = v max(±ψ', 0) (``train_dz`` = ψ'). Removing G follows the hinges' solution
+    path (``_decrement``) as both edges of its rows shrink (a row may cross the
+    whole tube on the way). Rows strictly inside the tube (ψ' = 0) alone do not
+    move the solution. Works on any one-output ``LinearObjective`` with
+    ``loss.epsilon`` and ``train_dz`` (e.g. kernel features). Returns (steps
+    (n_removals, p) — NaN where the path is undefined — and the number of
     breakpoints crossed).
     """
     obj = objective
     n = obj.X.shape[0]
-    rows = np.arange(n) if rows is None else np.asarray(rows)
+    removals = _single_rows(n, removals)
     X = dense(obj.X)
     Xt = np.hstack([X, np.ones((n, 1))]) if obj.fit_intercept else X
     y, eps = obj.y[:, 0], float(obj.loss.epsilon)
@@ -1657,13 +1659,12 @@ def tube_exact_steps(objective, rows=None, *, tol=1e-9):
     V = np.r_[v, v]
     mu = np.r_[v * np.clip(psi, 0, 1), v * np.clip(-psi, 0, 1)]
     theta = obj.params
-    steps = np.zeros((len(rows), obj.n_params))
+    steps = np.zeros((len(removals), obj.n_params))
     crossings = 0
-    for r, j in enumerate(rows):
-        if abs(psi[j]) * v[j] <= tol * max(v[j], 1e-300):
-            continue  # inside the tube: removing it changes nothing
-        h, twin = (j, n + j) if psi[j] > 0 else (n + j, j)
-        out = _decrement(A, V, mu, obj.quad_penalty, theta, h, n, tol, c=c, twin=twin)
+    for r, rows in enumerate(removals):
+        if np.all(np.abs(psi[rows]) * v[rows] <= tol * np.maximum(v[rows], 1e-300)):
+            continue  # inside the tube: removing them changes nothing
+        out = _decrement(A, V, mu, obj.quad_penalty, np.r_[rows, n + rows], n, c=c)
         if out is None:
             steps[r] = np.nan
         else:

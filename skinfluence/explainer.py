@@ -643,16 +643,17 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
 
         return scoring.map(batch, out)
 
-    def leave_one_out(self, X: MatrixLike, y: ArrayLike, method: Method = "influence",
-                      *, test_loss: TestLoss = None) -> FloatArray:
+    def leave_one_out(self, X: MatrixLike, y: ArrayLike | None = None,
+                      method: Method = "influence", *,
+                      test_loss: TestLoss = None) -> FloatArray:
         """Predicted change of each test loss when training row j is removed.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             Test inputs.
-        y : array-like of shape (n_test,)
-            Test labels.
+        y : array-like of shape (n_test,), default=None
+            Test labels; None with ``test_loss="decision"``.
         method : {"influence", "newton", "exact"}, default="influence"
             - "influence": the first-order estimate ``−(s_j / n) · I_up,loss[t, j]``
               (Koh & Liang). It shrinks the effect of high-leverage rows by about
@@ -686,7 +687,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             )
         Xv = self._validate_X(X)
         obj = self.risk_
-        y_enc = self._encode(y, Xv)
+        y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
         scoring = self._scoring()
         if method == "newton" and (self.hessian_ is None or self._chunked):
@@ -707,8 +708,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         _warn_flat_test_loss(self._flat_rows(out, Xv, y_enc, loss), self)
         return out
 
-    def group_influence(self, groups: ArrayLike, X: MatrixLike, y: ArrayLike,
-                        method: Method = "influence", *,
+    def group_influence(self, groups: ArrayLike, X: MatrixLike,
+                        y: ArrayLike | None = None, method: Method = "influence", *,
                         test_loss: TestLoss = None) -> FloatArray:
         """Predicted change of each test loss when a whole group of rows is removed.
 
@@ -721,8 +722,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             label order).
         X : {array-like, sparse matrix} of shape (n_test, n_features)
             Test inputs.
-        y : array-like of shape (n_test,)
-            Test labels.
+        y : array-like of shape (n_test,), default=None
+            Test labels; None with ``test_loss="decision"``.
         method : {"influence", "newton", "exact"}, default="influence"
             The first-order sum over the group, one Newton step without it, or
             the optimum without it.
@@ -744,7 +745,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         members = check_groups(groups, n)
         Xv = self._validate_X(X)  # as the explained model sees it
         obj = self.risk_
-        y_enc = self._encode(y, Xv)
+        y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
         scoring = self._scoring()
         scoring.check_result_size((Xv.shape[0], len(members)))

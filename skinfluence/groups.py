@@ -27,7 +27,9 @@ group's own pinned rows are released (the complement is rebuilt without their pi
 and the downdated Hessian factorised on it), which for a single row is the rank-one
 release of ``leave_one_out(method="newton")``.
 
-"exact" continues with Newton steps on R_{−G} to its optimum. Both share the row
+"exact" continues with Newton steps on R_{−G} to its optimum (the hinge and the
+ε-tube: their piecewise-linear solution path as the group's weights shrink). Both
+share the row
 removals' check (``_removal.removal_defects``): a group whose removal leaves no
 unique optimum gets NaN, a group of rows without weight exactly 0. The steps are
 computed in :mod:`skinfluence._removal`, with those of single rows.
@@ -38,7 +40,8 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = ["group_influence"]
 
 
-def group_influence(explainer, groups, X, y, method="influence", *, test_loss=None):
+def group_influence(explainer, groups, X, y=None, method="influence", *,
+                    test_loss=None):
     """Predicted change of each test loss when a group of training rows is removed.
 
     Parameters
@@ -53,8 +56,8 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
         A 2-D integer array is read row by row as index arrays.
     X : {array-like, sparse matrix} of shape (n_test, n_features)
         Test inputs.
-    y : array-like of shape (n_test,)
-        Test labels.
+    y : array-like of shape (n_test,), default=None
+        Test labels; None with ``test_loss="decision"``.
     method : {"influence", "newton", "exact"}, default="influence"
         - "influence": the first-order sum ``−Σ_{j∈G} (s_j/n) · I_up,loss[t, j]``,
           i.e. the sum of ``leave_one_out(X, y)`` over the group's rows.
@@ -70,8 +73,11 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
         - "exact": continues from the Newton step (class weights recomputed
           without the group when "balanced", as the refit does) with
           Newton steps on the objective without the group, its exact Hessian at each
-          iterate, to a relative tolerance of 1e-10: the refit's answer. Smooth and
-          once-differentiable losses (not the hinge).
+          iterate, to a relative tolerance of 1e-10: the refit's answer. For the
+          exact hinge and ε-insensitive losses (SVMs, SVR, kernel machines) the
+          piecewise-linear solution path is followed as all the group's weights
+          shrink to zero together (rows crossing the margin or the tube on the
+          way): exact too.
     test_loss : str or object, default=None
         As in :meth:`InfluenceExplainer.loss_influence`.
 
@@ -98,7 +104,7 @@ def group_influence(explainer, groups, X, y, method="influence", *, test_loss=No
         (n_groups × n_params) exceed the explainer's ``max_result_bytes``.
     NotImplementedError
         ``method="newton"`` or ``"exact"`` for a hinge SVM with
-        ``class_weight="balanced"``, and ``"exact"`` for the hinge.
+        ``class_weight="balanced"``; ``"exact"`` for NuSVC / NuSVR.
 
     Examples
     --------

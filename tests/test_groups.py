@@ -22,7 +22,7 @@ from sklearn.datasets import (
 )
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
+from sklearn.svm import SVC, SVR, LinearSVC
 
 from skinfluence import InfluenceExplainer, NoOptimumWarning
 from skinfluence._removal import newton_group_steps
@@ -231,6 +231,54 @@ def test_exact_hinge_group_outside_margin_changes_nothing():
     assert np.all(np.isfinite(newton))
     actual = true_group_removal(svc, X, y, Xt, yt, groups[:1], _hinge)
     assert np.abs(actual).max() < 1e-5
+
+
+def _decision(model, X, y):
+    values = model.decision_function(X) if hasattr(model, "decision_function") \
+        else model.predict(X)
+    return np.asarray(values).reshape(len(X), -1).mean(axis=1)  # as "decision"
+
+
+@pytest.mark.parametrize("estimator, name", [
+    (SVC(kernel="linear", C=0.5, tol=1e-12), "cancer"),
+    (LinearSVC(loss="hinge", C=0.1, dual=True, tol=1e-12, max_iter=1_000_000,
+               random_state=0), "iris"),
+    (SVC(C=1.0, gamma=0.05, tol=1e-12), "cancer"),
+    (SVR(C=1.0, gamma=0.1, epsilon=0.5, tol=1e-12), "diabetes-scaled"),
+], ids=["svc-linear", "linearsvc-ovr", "svc-rbf", "svr-rbf"])
+def test_exact_hinge_group_removal_matches_refits(estimator, name):
+    """The decremental path with every member's weight shrinking at once: groups of
+    support vectors (on the margin and inside it), of rows outside it and mixed
+    ones equal refits without them (decision values at test points)."""
+    if name == "diabetes-scaled":
+        X, y, Xt, yt = _data("diabetes")
+        X, Xt, y = X / X.std(0), Xt / X.std(0), (y - y.mean()) / y.std()
+    else:
+        X, y, Xt, yt = _data(name)
+    explainer = InfluenceExplainer(estimator).fit(X, y)
+    dz = explainer.risk_.training_dz()
+    pinned = np.flatnonzero(explainer.risk_.pinned.any(axis=1))
+    bounded = np.flatnonzero((dz != 0).any(axis=1) & ~explainer.risk_.pinned.any(1))
+    still = np.flatnonzero((dz == 0).all(axis=1))
+    rng = np.random.RandomState(0)
+    groups = [pinned[:3], bounded[:4], np.r_[pinned[3:5], bounded[4:7], still[:5]],
+              rng.choice(len(y), size=len(y) // 10, replace=False)]
+    if name == "iris":  # never a whole class
+        groups = [g for g in groups if all(np.sum(np.delete(y, g) == c) >= 2
+                                           for c in np.unique(y))]
+    actual = true_group_removal(estimator, X, y, Xt, np.zeros(len(Xt)), groups,
+                                _decision)
+    got = explainer.group_influence(groups, Xt, None, method="exact",
+                                    test_loss="decision")
+    newton = explainer.group_influence(groups, Xt, None, method="newton",
+                                       test_loss="decision")
+    scale = np.abs(actual).max()
+    error = np.abs(got - actual).max() / scale
+    newton_error = np.abs(newton - actual).max() / scale
+    print(f"[{name}] group exact: relative error {error:.1e} (Newton {newton_error:.2f})")
+    assert scale > 1e-3
+    assert error < 2e-5, error  # libsvm / liblinear refits' floor
+    assert newton_error > 10 * error  # the active set changes: one step misses it
 
 
 def test_degenerate_group_removal_gives_nan_with_warning():

@@ -95,7 +95,42 @@ def test_hinge_path_is_unchanged_by_the_offsets():
     assert np.abs(steps[rows] - truth).max() <= 2e-5 * np.abs(explainer.params_).max()
 
 
-def test_group_exact_removal_is_refused_with_a_remedy():
-    explainer, _, _, _, X_test, y_test = case("svr-sw")
-    with pytest.raises(NotImplementedError, match="method='newton'"):
-        explainer.group_influence([[0, 1]], X_test, y_test, method="exact")
+@pytest.mark.parametrize("config_id", ["lsvr-sw", "svr-sw", "svr-synthetic-sw"])
+def test_group_exact_removal_matches_refits(config_id):
+    """Removing a group follows the path with every member's two edges shrinking:
+    groups mixing rows outside, on the edges of and inside the tube equal refits
+    without them (parameters and test losses)."""
+    explainer, oracle, X, y, X_test, y_test = case(config_id)
+    tol = CONFIGS[config_id][3]
+    r = np.abs(explainer.estimator_.predict(X) - y)
+    eps = explainer.estimator_.epsilon
+    pinned = np.flatnonzero(explainer.risk_.pinned[:, 0])
+    outside = np.flatnonzero(r > eps + 1e-3)
+    inside = np.flatnonzero(r < eps - 1e-3)
+    groups = [outside[:5], np.r_[pinned[:2], outside[5:8], inside[:2]],
+              np.r_[outside[8:20], pinned[2:4]], inside[:3]]
+    def refit_without(rows):  # a true refit without the rows
+        keep = np.setdiff1d(np.arange(len(y)), rows)
+        return oracle.fit(oracle.sample_weight[keep], rows=keep)
+
+    models = [refit_without(g) for g in groups]
+    truth = np.array([params(m) for m in models]) - explainer.params_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # test rows inside the tube
+        got = explainer.group_influence(groups, X_test, y_test, method="exact")
+    base = tube_loss(explainer.estimator_, X_test, y_test, False)
+    actual = np.column_stack([tube_loss(m, X_test, y_test, False) for m in models]) \
+        - base[:, None]
+    scale = max(1.0, np.abs(y_test).max())
+    print(f"[{config_id}] group exact: test-loss error "
+          f"{np.abs(got - actual).max() / scale:.1e}, largest change "
+          f"{np.abs(actual).max():.2e}")
+    assert np.abs(actual[:, :3]).max() > 100 * tol * scale
+    assert np.abs(got - actual).max() <= 10 * tol * scale
+    assert not got[:, 3].any()  # rows strictly inside the tube: exactly 0
+    # and the parameters, through the risk's own path (all of θ)
+    from skinfluence._removal import tube_exact_steps
+
+    steps, _ = tube_exact_steps(explainer.risk_, groups)
+    error = np.abs(explainer.risk_.reported(steps) - truth).max()
+    assert error <= tol * np.abs(explainer.params_).max()
