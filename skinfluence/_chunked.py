@@ -436,6 +436,10 @@ def _extrapolate(shell, builds, r, n, name):
     for attr, v1 in v1s.items():
         if attr in ROW_NAMES or (_same(v1, v2s[attr]) and _same(v1, v3s[attr])):
             continue
+        if attr == "removal_row_weight":  # removals reweigh every row: refused here
+            setattr(shell, attr, _RowsNeeded(_needs_all_rows(
+                name, "removing a row reweighs every other row")))
+            continue
         v2, v3 = v2s[attr], v3s[attr]
         if all(isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.shape == v1.shape
                for v in (v1, v2, v3)):
@@ -446,6 +450,17 @@ def _extrapolate(shell, builds, r, n, name):
         raise NotImplementedError(_needs_all_rows(
             name, f"its objective's {attr!r} depends on the training rows beyond "
             "per-row values and their totals"))
+
+
+class _RowsNeeded:
+    """Stands for a hook that needs every row (removals that reweigh all rows):
+    ``reweights_on_removal`` sees it, and calling it says why it is refused."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __call__(self, *args, **kwargs):
+        raise NotImplementedError(self.message)
 
 
 def _needs_all_rows(name, why):
@@ -815,13 +830,12 @@ class ChunkedScorer(Scorer):
         """leave_one_out(method="newton"), lazy (n_test, n_train); NaN for removals
         without a refit (named in one NoOptimumWarning) and for rows whose downdated
         Hessian is indefinite (found chunk by chunk, NaN without a warning)."""
-        from ._removal import warn_no_optimum
+        from ._removal import reweights_on_removal, warn_no_optimum
 
         obj = self.risk
-        if obj.weight_jacobian is not None:
-            refuse("leave_one_out(method='newton') with class weights that depend on "
-                   "the sample weights (class_weight='balanced', normalised GLM/Lasso "
-                   "weights)")
+        if reweights_on_removal(obj):
+            refuse("leave_one_out(method='newton') when removing a row reweighs the "
+                   "others (class_weight='balanced', normalised GLM/Lasso weights)")
         defects = single_row_defects(obj)
         Vs = [solve_rows(self.solver, dense(u)) for u in obj.output_jacobians(Xv)]
         out = self.rows.map(
@@ -836,13 +850,17 @@ class ChunkedScorer(Scorer):
         """θ̂_{−j} − θ̂ by one Newton step (free parameters) for the training rows
         ``rows`` (gathers only those): Δθ_j = (s_j/n) H⁻¹ U_j (I − M_j)⁻¹ w_j, NaN
         for removals without a refit (one NoOptimumWarning) or an indefinite step."""
-        from ._removal import INDEFINITE, newton_weights, warn_no_optimum
+        from ._removal import (
+            INDEFINITE,
+            newton_weights,
+            reweights_on_removal,
+            warn_no_optimum,
+        )
 
         obj, n = self.risk, self.n_train
-        if obj.weight_jacobian is not None:
-            refuse("param_change(method='newton') with class weights that depend on "
-                   "the sample weights (class_weight='balanced', normalised GLM/Lasso "
-                   "weights)")
+        if reweights_on_removal(obj):
+            refuse("param_change(method='newton') when removing a row reweighs the "
+                   "others (class_weight='balanced', normalised GLM/Lasso weights)")
         local = self.rows.take(rows)
         M = _leverage_matrices(local, self.solver, n)
         q, indefinite = newton_weights(M, local.class_weight * local.training_dz())

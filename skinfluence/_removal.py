@@ -311,15 +311,6 @@ def warn_no_optimum(defects, kind, stacklevel=3):
     )
 
 
-def _check_supported(objective):
-    if objective.weight_jacobian is not None and objective.train_dz is not None:
-        raise NotImplementedError(
-            "method='newton' or 'exact' for a hinge SVM with class weights computed "
-            "from the sample weights (class_weight='balanced') is not supported yet. "
-            "Use method='influence', or explicit class weights."
-        )
-
-
 def _downdate_parts(objective, solver):
     """S = H⁻¹ (p_free, p_free), D_j (n, k, k) and the leverage matrices M_j."""
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
@@ -759,10 +750,11 @@ def newton_steps(objective, solver, hessian, parts=None):
     (``_uniform_scale_solver``); for per-class weights it is the row's downdate (the
     class-weight shift of the Hessian, O(1/n), is left to method="exact").
     """
-    _check_supported(objective)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     S, D, M = _downdate_parts(objective, solver) if parts is None else parts
-    if objective.weight_jacobian is not None:
+    if reweights_on_removal(objective) and objective.train_dz is not None:
+        return _reweighted_hinge_steps(objective, S, hessian), M
+    if reweights_on_removal(objective):
         scaled = _uniform_scale_solver(objective, solver, hessian)
         _, indefinite = newton_weights(M, np.zeros((n, k)))
         steps = np.full((n, S.shape[0]), np.nan)
@@ -786,6 +778,27 @@ def newton_steps(objective, solver, hessian, parts=None):
     if objective.pinned is not None and objective.pinned.any():
         _release_pins(objective, S, hessian, G, steps)
     return steps * (objective.sample_weight / n)[:, None], M
+
+
+def _reweighted_hinge_steps(objective, S, H):
+    """Newton steps of the exact hinge / ε-tube when a removal reweighs every row
+    ("balanced" class weights recomputed): ``−H_j⁻¹ ∇R_{−j}(θ̂)``, H_j the pinned
+    system with row j's pins released. No row is curved, so ∇R_{−j}(θ̂) is the
+    subgradients (``train_dz``) at the removal's row weights, and H is unchanged."""
+    X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
+    dz = objective.training_dz()
+    G = np.empty((n, S.shape[0]))
+    for rows in _row_batches(n, k):
+        W = _removal_weights(objective, rows) - objective.row_weight[:, None, :]
+        dZ = W * dz[:, None, :]  # (n, m, k): Σ_i ΔW_i dL/dz_i ∂z_i/∂θ
+        g = [np.asarray(X.T @ dZ.reshape(n, -1)).T.reshape(len(rows), -1)]
+        if objective.fit_intercept:
+            g.append(dZ.sum(axis=0))
+        G[rows] = -(np.hstack(g) / n)[:, objective.free]
+    steps = G @ S.T
+    if objective.pinned is not None and objective.pinned.any():
+        _release_pins(objective, S, H, G, steps)
+    return steps
 
 
 def _release_pins(objective, S, H, G, steps):
@@ -817,7 +830,6 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
     all of θ (n, p), {row: reason} for rows that did not converge). ``verbose > 0`` prints
     the progress (rows done, iterations) to stderr.
     """
-    _check_supported(objective)
     refusal = getattr(objective, "exact_removal_refusal", None)
     if refusal is not None:  # a family without an exact removal path says why
         raise NotImplementedError(refusal)
@@ -923,6 +935,7 @@ def _uniform_scale_solver(objective, solver, hessian):
     otherwise (class weights by class) or fixed directions restrict the solution.
     """
     if (getattr(objective, "removal_row_weight", None) is None
+            or objective.weight_jacobian is None
             or objective.weight_jacobian.shape != (1, 1) or hessian is None
             or solver.basis is not None):
         return None
@@ -991,9 +1004,17 @@ def removal_weights(objective, removed):
     return W
 
 
+def reweights_on_removal(objective):
+    """Whether a refit without some rows weighs the other rows differently too:
+    "balanced" class weights recomputed (from the sample weights or the class
+    counts) or normalised sample weights (``removal_weights``)."""
+    return (objective.weight_jacobian is not None
+            or getattr(objective, "removal_row_weight", None) is not None)
+
+
 def _removal_weights(objective, rows):
     """``removal_weights`` for each single removed row j = rows[m], (n, m, k)."""
-    if objective.weight_jacobian is None:
+    if not reweights_on_removal(objective):
         W = np.repeat(objective.row_weight[:, None, :], len(rows), axis=1)
         W[rows, np.arange(len(rows)), :] = 0.0
         return W
@@ -1195,7 +1216,6 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
     if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
         return own(members)
     if objective.train_dz is not None:  # hinge / ε-tube: follow the solution path
-        _check_supported(objective)
         tube = getattr(objective, "exact_path", "hinge") == "tube"
         steps, _ = (tube_exact_steps if tube else hinge_exact_steps)(objective,
                                                                       members)
@@ -1249,7 +1269,8 @@ def _balanced_group_steps(objective, solver, hessian, members):
     if objective.train_dz is not None:
         raise NotImplementedError(
             "group_influence(method='newton') for a hinge SVM with "
-            "class_weight='balanced' is not supported yet."
+            "class_weight='balanced' is not supported yet: use method='exact' (the "
+            "solution path to the recomputed class weights)."
         )
     basis = solver.basis
     steps = np.empty((len(members), hessian.shape[0]))
@@ -1320,14 +1341,14 @@ def newton_group_steps(objective, solver, hessian, members, strategy="auto"):
         raise ValueError(f"strategy must be 'auto', 'woodbury' or 'direct'; "
                          f"got {strategy!r}.")
     if hessian is None:
-        if objective.weight_jacobian is not None or strategy == "direct":
+        if reweights_on_removal(objective) or strategy == "direct":
             raise NotImplementedError(
                 "This group Newton step needs the factorised Hessian (class weights "
                 "computed from the sample weights, or strategy='direct'): refit the "
                 "explainer with hessian_solver='cholesky'."
             )
         strategy = "woodbury"
-    elif objective.weight_jacobian is not None:
+    elif reweights_on_removal(objective):
         return _balanced_group_steps(objective, solver, hessian, members)
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     p = int(objective.free.sum())
@@ -1498,15 +1519,20 @@ def hinge_exact_steps(objective, removals=None, *, tol=1e-9):
     theta = obj.params
     steps = np.zeros((len(removals), obj.n_params))
     crossings = 0
+    reweighs = reweights_on_removal(obj)
     for a in range(k):
         v = obj.row_weight[:, a]
         mu = -obj.train_dz[:, a] * Yt[:, a] * v  # μ_i = β_i v_i ∈ [0, v_i]
         q = obj.quad_penalty[idx[a]]
         A = Yt[:, [a]] * Xt  # rows ỹ_i x̃_i: margin m_i = A_i θ
         for r, rows in enumerate(removals):
-            if np.all(mu[rows] <= tol * np.maximum(v[rows], 1e-300)):
+            if reweighs:  # every row's weight moves ("balanced" recomputed)
+                out = _decrement(A, v, mu, q, rows, n,
+                                 target=removal_weights(obj, rows)[:, a])
+            elif np.all(mu[rows] <= tol * np.maximum(v[rows], 1e-300)):
                 continue  # outside the margin: removing them changes nothing
-            out = _decrement(A, v, mu, q, rows, n)
+            else:
+                out = _decrement(A, v, mu, q, rows, n)
             if out is None:
                 steps[r] = np.nan
             else:
@@ -1563,9 +1589,10 @@ def _margin_kkt(A_M, q, n, rhs_theta, rhs_margin):
     return out
 
 
-def _decrement(A, v, mu, q, shrink, n, c=None):
+def _decrement(A, v, mu, q, shrink, n, c=None, target=None):
     """Follow the SVM solution as the weights of the hinge rows ``shrink`` go from v
-    to 0 (bound_i(t) = (1 − t) v_i, t from 0 to 1); returns (θ at t = 1, pieces), or
+    to 0 (bound_i(t) = (1 − t) v_i, t from 0 to 1), or every weight from v to
+    ``target`` (bound(t) = v + t (target − v)); returns (θ at t = 1, pieces), or
     None where the path is undefined (a singular margin system).
 
     Hinge rows max(0, c_i − A_i θ) (c = 1: the SVM margin). A removed data row of the
@@ -1575,8 +1602,11 @@ def _decrement(A, v, mu, q, shrink, n, c=None):
     mu = mu.copy()
     state = np.where(mu >= v * (1 - 1e-6), 1, np.where(mu <= v * 1e-6, -1, 0))
     # 1 inside (μ = bound), 0 on the margin, −1 outside (μ = 0)
-    slope = np.zeros(len(v))
-    slope[shrink] = -v[shrink]  # d bound / dt
+    if target is None:
+        slope = np.zeros(len(v))
+        slope[shrink] = -v[shrink]  # d bound / dt
+    else:
+        slope = target - v
     t, pieces = 0.0, 0
     for _ in range(10 * len(v) + 10):
         M = np.flatnonzero(state == 0)

@@ -22,6 +22,7 @@ from ._removal import (
     loss_change,
     newton_weights,
     removal_defects,
+    reweights_on_removal,
     shifted_loss_change,
     warn_no_optimum,
 )
@@ -346,10 +347,10 @@ class Scorer:
                 "hessian_solver='cholesky' (small networks), or use "
                 "method='influence'."
             )
-        if obj.weight_jacobian is not None:
+        if reweights_on_removal(obj):
             raise NotImplementedError(
-                "With class weights computed from the sample weights "
-                "(class_weight='balanced'), the Newton step needs the factorised "
+                "When removing a row reweighs the others (class_weight='balanced', "
+                "normalised sample weights), the Newton step needs the factorised "
                 "Hessian: refit the explainer with hessian_solver='cholesky'."
             )
         n, k = self.n_train, obj.n_outputs

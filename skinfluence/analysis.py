@@ -38,6 +38,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._refit import fit_params, refit_loss_changes
+from ._removal import reweights_on_removal
 from ._scoring import output_grams
 from ._utils import check_training_inputs
 from .diagnostics import own_loss_change
@@ -124,7 +125,7 @@ def _newton_self_changes(explainer, test_loss=None):
     loss = obj.loss if test_loss is None else resolve_test_loss(test_loss, obj)
     if not obj.linear:  # a network: each row's loss at its own Newton step
         return own_loss_change(obj, explainer.param_change(method="newton"), loss)
-    if obj.weight_jacobian is not None or (obj.pinned is not None and obj.pinned.any()):
+    if reweights_on_removal(obj) or (obj.pinned is not None and obj.pinned.any()):
         return _newton_self_changes_by_blocks(explainer, test_loss)
     n, k = obj.X.shape[0], obj.n_outputs
     A = output_grams(obj, explainer.hessian_solver_, batch_size=explainer.batch_size,

@@ -97,3 +97,59 @@ def class_totals(classes, y_index, sample_weight):
             "positive sample weights, or use class_weight=None or a dict."
         )
     return S_g
+
+
+class CountBalancedRemoval:
+    """Row weights after a removal when "balanced" comes from class counts.
+
+    libsvm's ``SVC``, ``RidgeClassifier`` and ``SGDClassifier`` compute "balanced"
+    class weights from the class counts of the training rows, ``c_g = N / (K · N_g)``,
+    whatever their sample weights: the influence (a derivative in the sample weights)
+    has no class-weight term, but a refit without rows counts again, so every row's
+    weight moves. Called with the removed rows, it returns ``s_i c'_ik`` of R without
+    them (the ``removal_row_weight`` hook of ``_removal.removal_weights``), theirs 0.
+
+    Parameters
+    ----------
+    sample_weight : ndarray of shape (n,)
+    y_index : ndarray of shape (n,)
+        Class index of each training row.
+    n_classes : int
+    n_outputs : int
+        Outputs of the risk: one binary output, or one per class (one-vs-rest).
+    one_vs_rest : bool, default=False
+        Output k weighs its own class's rows by c_k and the others by 1 (SGD); else
+        every output weighs row i by c_{y_i} (RidgeClassifier, binary models).
+    """
+
+    def __init__(self, sample_weight, y_index, n_classes, n_outputs, *,
+                 one_vs_rest=False):
+        self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        self.y_index = np.asarray(y_index, dtype=np.intp)
+        self.counts = np.bincount(self.y_index, minlength=n_classes)
+        self.n_outputs, self.one_vs_rest = n_outputs, one_vs_rest
+
+    def __call__(self, removed):
+        removed = np.asarray(removed, dtype=np.intp)
+        K = len(self.counts)
+        left = self.counts - np.bincount(self.y_index[removed], minlength=K)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = np.where(left > 0, left.sum() / (K * left), 0.0)  # N' / (K · N'_g)
+        row = c[self.y_index]
+        if self.one_vs_rest:
+            own = self.y_index[:, None] == np.arange(self.n_outputs)
+            cw = np.where(own, row[:, None], 1.0)
+        else:
+            cw = np.repeat(row[:, None], self.n_outputs, axis=1)
+        W = self.sample_weight[:, None] * cw
+        W[removed] = 0.0
+        return W
+
+
+def count_balanced_removal(class_weight, sample_weight, y_index, n_classes, n_outputs,
+                           *, one_vs_rest=False):
+    """:class:`CountBalancedRemoval` for ``class_weight="balanced"``, else None."""
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        return CountBalancedRemoval(sample_weight, y_index, n_classes, n_outputs,
+                                    one_vs_rest=one_vs_rest)
+    return None

@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge, RidgeClassifier
 
 from .._objective import LinearObjective
-from ._class_weight import class_weight_recipe
+from ._class_weight import class_weight_recipe, count_balanced_removal
 from ._fitted import coef_intercept
 from ._losses import SquaredErrorLoss, signed_targets
 from ._targets import ClassLabels, RealTargets
@@ -109,15 +109,20 @@ def ridge_classifier_objective(est, X, y, sample_weight, **options):
     y_index = targets.encode(y, X.shape[0])
     # scikit-learn multiplies sample_weight by compute_sample_weight(class_weight, y):
     # "balanced" = n / (K · count_g) from class counts, independent of the sample
-    # weights, so ∂c/∂s_j = 0 and there is no Jacobian. (Actually removing row j
-    # changes the counts, hence the balanced weights; the sample-weight derivative,
-    # which is what the influence function is, does not see that.)
+    # weights, so ∂c/∂s_j = 0 and there is no Jacobian. Removing row j changes the
+    # counts, hence the balanced weights: removals see that (removal_row_weight); the
+    # sample-weight derivative, which is what the influence function is, does not.
     class_weight, _ = class_weight_recipe(
         est.class_weight, est.classes_, y_index, sample_weight,
         from_sample_weight=False,
     )
-    return _squared_objective(est, X, y, sample_weight, SignedSquaredErrorLoss(),
+    risk = _squared_objective(est, X, y, sample_weight, SignedSquaredErrorLoss(),
                               y_index, targets, class_weight)
+    recount = count_balanced_removal(est.class_weight, sample_weight, y_index,
+                                     len(est.classes_), risk.n_outputs)
+    if recount is not None:  # removal_weights: a refit recounts the classes
+        risk.removal_row_weight = recount
+    return risk
 
 
 def convergence_hint(est, n_samples):

@@ -68,7 +68,7 @@ from scipy.special import expit, log_expit
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 from .._objective import LinearObjective
-from ._class_weight import class_weight_recipe
+from ._class_weight import class_weight_recipe, count_balanced_removal
 from ._losses import (
     BinomialLoss,
     MarginLoss,
@@ -275,10 +275,15 @@ def sgd_classifier_objective(est, X, y, sample_weight, **options):
 
     p = k * d + (k if est.fit_intercept else 0)
     quad, l1 = _penalties(est, k * d, p)
-    return LinearObjective(
+    risk = LinearObjective(
         loss, coef, intercept, X, y_index, sample_weight, class_weight, quad, l1,
         targets=targets,
     )
+    recount = count_balanced_removal(est.class_weight, sample_weight, y_index,
+                                     len(est.classes_), k, one_vs_rest=k > 1)
+    if recount is not None:  # removal_weights: a refit recounts the classes
+        risk.removal_row_weight = recount
+    return risk
 
 
 def sgd_regressor_objective(est, X, y, sample_weight, **options):
