@@ -51,6 +51,13 @@ CASES = [
     ("SVC (rbf)", svm.SVC(C=1.0, gamma=0.1, tol=1e-12), "cancer"),
     ("SVR (rbf)", svm.SVR(C=1.0, gamma=0.1, epsilon=0.2, tol=1e-12), "diabetes"),
     ("KernelRidge (rbf)", KernelRidge(alpha=1.0, kernel="rbf", gamma=0.1), "diabetes"),
+    ("RidgeClassifier (balanced)", lm.RidgeClassifier(alpha=1.0,
+                                                      class_weight="balanced"),
+     "cancer"),
+    ("SVC (rbf, balanced)", svm.SVC(C=1.0, gamma=0.1, class_weight="balanced",
+                                    tol=1e-12), "cancer"),
+    ("NuSVC (rbf)", svm.NuSVC(nu=0.3, gamma=0.1, tol=1e-12), "cancer"),
+    ("NuSVR (rbf)", svm.NuSVR(nu=0.5, C=1.0, gamma=0.1, tol=1e-12), "diabetes"),
 ]
 
 

@@ -195,6 +195,10 @@ class NetworkObjective:
         """Rows of θ as the public parameters ``params_``: θ itself."""
         return rows
 
+    def reported_change(self, steps):
+        """Finite changes of θ as changes of ``params_`` (θ itself)."""
+        return self.reported(steps)
+
     def features(self, X):
         """The network's inputs are its features (``input_map`` is None)."""
         return X

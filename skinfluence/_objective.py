@@ -224,6 +224,12 @@ class LinearObjective:
         rows = rows[:, self.reported_mask]
         return rows if self.param_map is None else self.param_map(rows)
 
+    def reported_change(self, steps):
+        """Finite changes of θ (rows over all of θ) as changes of ``params_``: the
+        same linear map (:meth:`reported`) unless the public parameters are a
+        nonlinear function of θ (ν-SVC's ratio f/ρ overrides it)."""
+        return self.reported(steps)
+
     def features(self, X):
         """Inputs as the model sees them → the features it is linear in."""
         return X if self.input_map is None else self.input_map(X)

@@ -837,15 +837,12 @@ def exact_steps(objective, solver, hessian, *, skip=(), tol=1e-10, max_iter=100,
     if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
         return _own_exact_steps(objective, own, skip)
     if objective.train_dz is not None:  # hinge / ε-tube: follow the solution path
-        tube = getattr(objective, "exact_path", "hinge") == "tube"
         todo = np.ones(objective.X.shape[0], dtype=bool)
         todo[list(skip)] = False
         rows = np.flatnonzero(todo)
         steps = np.zeros((len(todo), objective.n_params))
-        steps[rows], _ = (tube_exact_steps if tube else hinge_exact_steps)(
-            objective, [np.array([j]) for j in rows])
-        failed = {int(j): _NO_PATH for j in rows[np.isnan(steps[rows]).any(axis=1)]}
-        return steps, failed
+        steps[rows], failed = path_steps(objective, [np.array([j]) for j in rows])
+        return steps, {int(rows[i]): reason for i, reason in failed.items()}
     X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
     parts = S, D, M = _downdate_parts(objective, solver)
     steps, _ = newton_steps(objective, solver, hessian, parts)
@@ -1216,10 +1213,7 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
     if own is not None:  # a family's own exact removal (e.g. re-solving an LP)
         return own(members)
     if objective.train_dz is not None:  # hinge / ε-tube: follow the solution path
-        tube = getattr(objective, "exact_path", "hinge") == "tube"
-        steps, _ = (tube_exact_steps if tube else hinge_exact_steps)(objective,
-                                                                      members)
-        return steps, {g: _NO_PATH for g in np.flatnonzero(np.isnan(steps).any(1))}
+        return path_steps(objective, members)
     steps = newton_group_steps(objective, solver, hessian, members)
     steps[~np.isfinite(steps).all(axis=1)] = 0.0  # no Newton step: start from θ̂
     scale = max(1.0, np.abs(objective.params).max(initial=0.0))
@@ -1527,17 +1521,77 @@ def hinge_exact_steps(objective, removals=None, *, tol=1e-9):
         A = Yt[:, [a]] * Xt  # rows ỹ_i x̃_i: margin m_i = A_i θ
         for r, rows in enumerate(removals):
             if reweighs:  # every row's weight moves ("balanced" recomputed)
-                out = _decrement(A, v, mu, q, rows, n,
+                out = _decrement(A, v, mu, q, rows, n, theta=theta[idx[a]],
                                  target=removal_weights(obj, rows)[:, a])
             elif np.all(mu[rows] <= tol * np.maximum(v[rows], 1e-300)):
                 continue  # outside the margin: removing them changes nothing
             else:
-                out = _decrement(A, v, mu, q, rows, n)
+                out = _decrement(A, v, mu, q, rows, n, theta=theta[idx[a]])
             if out is None:
                 steps[r] = np.nan
             else:
                 steps[r, idx[a]] += out[0] - theta[idx[a]]
                 crossings += out[1]
+    return steps, crossings
+
+
+def path_steps(objective, removals):
+    """The exact solution path of the objective's piecewise-linear loss for each
+    removal: the hinge, the ε-tube, or hinges of affine forms of the outputs
+    (``exact_path`` "hinge", "tube", "output_hinges"). Returns (steps over all of θ
+    (n_removals, p), {position: reason} where the path is undefined)."""
+    path = {"tube": tube_exact_steps, "output_hinges": output_hinge_exact_steps}.get(
+        getattr(objective, "exact_path", "hinge"), hinge_exact_steps)
+    steps, _ = path(objective, removals)
+    return steps, {i: _NO_PATH for i in np.flatnonzero(np.isnan(steps).any(axis=1))}
+
+
+def output_hinge_exact_steps(objective, removals=None, *, tol=1e-9):
+    """θ̂_{−G} − θ̂ for a loss Σ_h max(0, a_h·z + c_h) + g·z of the outputs z (the
+    ν-SVMs: ν-SVC's max(0, ρ − ỹ f) − ν ρ, ν-SVR's two tube edges + ν ε), over
+    the free parameters, for each removal G (default: every single row).
+
+    Each hinge h of row i is max(0, u_ih) with u_ih = a_h·z_i + c_ih affine in θ:
+    the hinge path (``_decrement``) with rows A = −∂u/∂θ, offsets u − ∂u/∂θ·θ̂, the
+    row's weight on each of its hinges, and the linear term (1/n) Σ_i v_i g·z_i,
+    which shrinks with the removed rows' weights. The hinges' dual variables come
+    from ``train_dz`` (dL/dz = Σ_h β_h a_h + g, β_h ∈ [0, 1]). Returns (steps
+    (n_removals, p) — NaN where the path is undefined — and the breakpoints crossed).
+    """
+    obj = objective
+    n = obj.X.shape[0]
+    removals = _single_rows(n, removals)
+    free = obj.free
+    a, c_h, g = obj.loss.forms(obj.y)  # (n, h, k), (n, h), (k,)
+    h = a.shape[1]
+    every = obj.replace(free=np.ones(obj.n_params, dtype=bool))
+    J = np.stack([dense(u) for u in every.output_jacobians(obj.X)], axis=1)
+    du = np.einsum("nhk,nkp->nhp", a, J)  # ∂u_ih/∂θ (all of θ)
+    theta = obj.params
+    u = np.einsum("nhp,p->nh", du, theta) + c_h
+    A = -du[:, :, free].reshape(n * h, -1)
+    c = u.reshape(n * h) + A @ theta[free]  # c − A θ = u
+    v = obj.row_weight[:, 0]
+    beta = np.stack([np.linalg.lstsq(a[i].T, obj.train_dz[i] - g, rcond=None)[0]
+                     for i in range(n)])  # (n, h): dL/dz = Σ_h β_h a_h + g
+    V = np.repeat(v, h)
+    mu = (np.clip(beta, 0.0, 1.0) * v[:, None]).reshape(n * h)
+    q = obj.quad_penalty[free]
+    lin_row = (J[:, :, free] * g[None, :, None]).sum(axis=1)  # ∂(g·z_i)/∂θ (n, p_f)
+    lin = v @ lin_row / n
+    steps = np.zeros((len(removals), obj.n_params))
+    crossings = 0
+    for r, rows in enumerate(removals):
+        slope = np.zeros(n)
+        slope[rows] = -v[rows]
+        hinge_rows = (rows[:, None] * h + np.arange(h)).ravel()
+        out = _decrement(A, V, mu, q, hinge_rows, n, c=c, theta=theta[free],
+                         linear=(lin, slope @ lin_row / n))
+        if out is None:
+            steps[r] = np.nan
+        else:
+            steps[r, free] = out[0] - theta[free]
+            crossings += out[1]
     return steps, crossings
 
 
@@ -1589,7 +1643,8 @@ def _margin_kkt(A_M, q, n, rhs_theta, rhs_margin):
     return out
 
 
-def _decrement(A, v, mu, q, shrink, n, c=None, target=None):
+def _decrement(A, v, mu, q, shrink, n, c=None, target=None, linear=None,
+               theta=None):
     """Follow the SVM solution as the weights of the hinge rows ``shrink`` go from v
     to 0 (bound_i(t) = (1 − t) v_i, t from 0 to 1), or every weight from v to
     ``target`` (bound(t) = v + t (target − v)); returns (θ at t = 1, pieces), or
@@ -1597,6 +1652,13 @@ def _decrement(A, v, mu, q, shrink, n, c=None, target=None):
 
     Hinge rows max(0, c_i − A_i θ) (c = 1: the SVM margin). A removed data row of the
     ε-tube shrinks both its edges (two hinge rows), so it may cross the whole tube.
+    ``linear``: ``(g, dg)``, a linear term gᵀθ of R (g + t dg along the path: ν-SVMs'
+    ν Σ s_i ρ / n, which the removal shrinks). ``theta``: θ̂, to resolve a
+    degenerate vertex: when the margin rows leave the unpenalised parameters
+    undetermined (at the start, or after a breakpoint where another row reached its
+    kink at the same t), the optimum sits where other rows touch their kink with μ
+    at a bound; the nearest such rows join the margin set (their μ then moves off
+    the bound, or they leave at the next breakpoint).
     """
     c = np.ones(len(v)) if c is None else c
     mu = mu.copy()
@@ -1607,19 +1669,27 @@ def _decrement(A, v, mu, q, shrink, n, c=None, target=None):
         slope[shrink] = -v[shrink]  # d bound / dt
     else:
         slope = target - v
-    t, pieces = 0.0, 0
+    g, dg = (np.zeros(len(q)), np.zeros(len(q))) if linear is None else linear
+    t, pieces, added = 0.0, 0, 0
     for _ in range(10 * len(v) + 10):
         M = np.flatnonzero(state == 0)
         inside = np.flatnonzero(state == 1)
         bound = v + t * slope
         # derivative of the right-hand side in t: the shrinking bounds of rows inside
-        moving = A[inside].T @ slope[inside] / n
+        moving = A[inside].T @ slope[inside] / n - dg
         try:
             (th, mu_M), (dth, dmu_M) = _margin_kkt(
-                A[M], q, n, [A[inside].T @ bound[inside] / n, moving],
+                A[M], q, n, [A[inside].T @ bound[inside] / n - (g + t * dg), moving],
                 [c[M], np.zeros(len(M))])
         except np.linalg.LinAlgError:
-            return None
+            if theta is None or added >= 3:
+                return None
+            # a degenerate vertex: the row nearest its kink joins the margin set
+            gap = np.abs(A @ theta - c) / (1.0 + np.linalg.norm(A, axis=1))
+            gap[state == 0] = np.inf
+            state[int(np.argmin(gap))] = 0
+            added += 1  # at most 3 per path: a cycling vertex has no unique path
+            continue
         if not (np.all(np.isfinite(th)) and np.all(np.isfinite(mu_M))):
             return None
         # the next breakpoint: a margin row's μ hits 0 or its (moving) bound, or
@@ -1652,6 +1722,7 @@ def _decrement(A, v, mu, q, shrink, n, c=None, target=None):
         state[i] = new_state
         if t >= 1.0 - 1e-12:
             return th + best * dth, pieces
+        theta = None if theta is None else th + best * dth  # θ at the breakpoint
         # carry μ of margin rows (for the next bounds), at the breakpoint
         mu[M] = mu_M + best * dmu_M
         if new_state == 1:
@@ -1694,7 +1765,8 @@ def tube_exact_steps(objective, removals=None, *, tol=1e-9):
     for r, rows in enumerate(removals):
         if np.all(np.abs(psi[rows]) * v[rows] <= tol * np.maximum(v[rows], 1e-300)):
             continue  # inside the tube: removing them changes nothing
-        out = _decrement(A, V, mu, obj.quad_penalty, np.r_[rows, n + rows], n, c=c)
+        out = _decrement(A, V, mu, obj.quad_penalty, np.r_[rows, n + rows], n, c=c,
+                         theta=theta)
         if out is None:
             steps[r] = np.nan
         else:

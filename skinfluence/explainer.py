@@ -879,13 +879,13 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
                 _chunked.refuse("param_change(method='exact')")
             out = np.zeros((len(rows), len(self.risk_.free)))
             out[:, self.risk_.free] = self._scoring().newton_steps(rows)
-            return self.risk_.reported(out)
+            return self.risk_.reported_change(out)
         risk, solver, hessian = self._removal_parts(method)
         steps = removal_steps(risk, solver, hessian, method, rows=rows,
                               verbose=self.verbose)
         out = steps[rows]  # over all of θ
         out[np.isnan(out).any(axis=1)] = np.nan  # no estimate: every entry
-        return risk.reported(out)
+        return risk.reported_change(out)
 
     def summary_frame(
         self, *, dfbetas: Literal["auto"] | bool = "auto",
