@@ -107,7 +107,7 @@ class CountBalancedRemoval:
     whatever their sample weights: the influence (a derivative in the sample weights)
     has no class-weight term, but a refit without rows counts again, so every row's
     weight moves. Called with the removed rows, it returns ``s_i c'_ik`` of R without
-    them (the ``removal_row_weight`` hook of ``_removal.removal_weights``), theirs 0.
+    them (the ``removal_row_weight`` hook of ``_reweight.removal_weights``), theirs 0.
 
     Parameters
     ----------

@@ -47,7 +47,7 @@ hinge(ỹ f) − ν at θ̂, whose gradient moves with ρ); ``test_loss="decisio
 Exact removals (``leave_one_out`` / ``param_change`` / ``group_influence`` with
 ``method="exact"``) follow the solution path of the output hinges as the removed
 rows' weights shrink, ρ / ε moving with the linear term ν Σ s_i
-(``_removal.output_hinge_exact_steps``); a kernel machine held on its support
+(``_paths.output_hinge_exact_steps``); a kernel machine held on its support
 vectors runs them on every training row. ν-SVC's ``params_`` change is mapped
 exactly (the ratio f/ρ: ``reported_change``). A path through a degenerate vertex
 (the rows left on the kinks do not fix b and ρ / ε) is NaN, with a warning.
@@ -128,7 +128,7 @@ class NuTubeLoss(OutputHinges):
 
 class NuObjective(LinearObjective):
     """R(θ) of a ν-SVM (see the module). Exact removals follow the solution path of
-    its output hinges (``_removal.output_hinge_exact_steps``)."""
+    its output hinges (``_paths.output_hinge_exact_steps``)."""
 
     exact_path = "output_hinges"
 

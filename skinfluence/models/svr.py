@@ -33,7 +33,7 @@ smooth hinges, one per edge) in the Hessian and the test loss, with the exact
 subgradients above for the training rows. ``leave_one_out(method="exact")`` (the
 solution path as a row's weight goes to zero) is
 followed for the ε-insensitive loss too (``exact_path = "tube"``: each row is two
-hinges with offsets, one per edge; :func:`skinfluence._removal.tube_exact_steps`)
+hinges with offsets, one per edge; :func:`skinfluence._paths.tube_exact_steps`)
 and matches refits without the row (to the solver's floor); groups are not
 supported (``method="newton"``).
 """
