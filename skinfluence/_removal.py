@@ -784,16 +784,13 @@ def _reweighted_hinge_steps(objective, S, H):
     ("balanced" class weights recomputed): ``−H_j⁻¹ ∇R_{−j}(θ̂)``, H_j the pinned
     system with row j's pins released. No row is curved, so ∇R_{−j}(θ̂) is the
     subgradients (``train_dz``) at the removal's row weights, and H is unchanged."""
-    X, n, k = objective.X, objective.X.shape[0], objective.n_outputs
+    n, k = objective.X.shape[0], objective.n_outputs
     dz = objective.training_dz()
     G = np.empty((n, S.shape[0]))
     for rows in _row_batches(n, k):
         W = single_removal_weights(objective, rows) - objective.row_weight[:, None, :]
-        dZ = W * dz[:, None, :]  # (n, m, k): Σ_i ΔW_i dL/dz_i ∂z_i/∂θ
-        g = [np.asarray(X.T @ dZ.reshape(n, -1)).T.reshape(len(rows), -1)]
-        if objective.fit_intercept:
-            g.append(dZ.sum(axis=0))
-        G[rows] = -(np.hstack(g) / n)[:, objective.free]
+        # Σ_i ΔW_i dL/dz_i ∂z_i/∂θ for each removed row
+        G[rows] = -_data_gradients(objective, W * dz[:, None, :])[:, objective.free]
     steps = G @ S.T
     if objective.pinned is not None and objective.pinned.any():
         _release_pins(objective, S, H, G, steps)
@@ -1026,10 +1023,17 @@ def _removal_gradients(objective, rows, steps):
     y = np.repeat(objective.y, m, axis=0)
     _, dZ = objective.loss.value_grad(Z.reshape(n * m, k), y)
     dZ = dZ.reshape(n, m, k) * single_removal_weights(objective, rows)
-    grad = [np.asarray(X.T @ dZ.reshape(n, m * k)).T.reshape(m, k * d)]
+    return _data_gradients(objective, dZ) + _penalty_gradient(objective, theta)
+
+
+def _data_gradients(objective, dZ):
+    """(1/n) Σ_i dZ[i, m] ∂z_i/∂θ for each column m of weighted dL/dz (n, m, k):
+    the data part of m gradients over all of θ, (m, p)."""
+    X, (n, m, k) = objective.X, dZ.shape
+    grad = [np.asarray(X.T @ dZ.reshape(n, m * k)).T.reshape(m, -1)]
     if objective.fit_intercept:
         grad.append(dZ.sum(axis=0))
-    return np.hstack(grad) / n + _penalty_gradient(objective, theta)
+    return np.hstack(grad) / n
 
 
 def _penalty_gradient(objective, theta):
@@ -1196,8 +1200,7 @@ def exact_group_steps(objective, solver, hessian, members, *, tol=1e-10,
 def _full_removal_gradient(objective, rows, step):
     """∇R without ``rows`` at θ̂ + step over every parameter (fixed ones too), (p,):
     as ``_removal_gradients`` does for single rows."""
-    X, n, k, d = objective.X, objective.X.shape[0], objective.n_outputs, \
-        objective.n_features
+    X, k, d = objective.X, objective.n_outputs, objective.n_features
     theta = objective.params.copy()
     theta[objective.free] += step
     Z = np.asarray(X @ theta[: k * d].reshape(k, d).T)
@@ -1205,10 +1208,8 @@ def _full_removal_gradient(objective, rows, step):
         Z = Z + theta[k * d :]
     dZ = objective.loss.value_grad(Z, objective.y)[1] * \
         removal_weights(objective, np.atleast_1d(rows))
-    grad = [np.asarray(X.T @ dZ).T.ravel()]
-    if objective.fit_intercept:
-        grad.append(dZ.sum(axis=0))
-    return np.concatenate(grad) / n + _penalty_gradient(objective, theta[None, :])[0]
+    return (_data_gradients(objective, dZ[:, None, :])[0]
+            + _penalty_gradient(objective, theta[None, :])[0])
 
 
 def _balanced_group_steps(objective, solver, hessian, members):
