@@ -685,8 +685,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError(
                 f"method must be 'influence', 'newton' or 'exact'; got {method!r}."
             )
-        Xv = self._validate_X(X)
+        inputs = self._test_inputs(X)
         obj = self.risk_
+        Xv = obj.features(inputs)
         y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
         scoring = self._scoring()
@@ -698,9 +699,10 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             scoring.check_result_size((Xv.shape[0], len(self.sample_weight_)))
             risk, solver, hessian = self._removal_parts(method)
             steps = removal_steps(risk, solver, hessian, method, verbose=self.verbose)
-            if risk is not obj:  # steps in the wider risk's θ: its features of X
-                Xv = self._validate_X(X, risk)
-            return scoring.loss_changes(Xv, y_enc, steps, loss, risk=risk)
+            # steps in θ of ``risk``: its features of X (the wider risk's for exact
+            # removals of a kernel machine held on its support vectors)
+            return scoring.loss_changes(risk.features(inputs), y_enc, steps, loss,
+                                        risk=risk)
         # −(s_j/n) folded into the (n_train, p) factor, not applied to the result
         scale = -self.sample_weight_ / len(self.sample_weight_)
         out = scoring.score(Xv.shape[0], scoring.test_side(Xv, y_enc, loss),
@@ -743,8 +745,9 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             _chunked.refuse("group_influence")
         n = len(self.sample_weight_)
         members = check_groups(groups, n)
-        Xv = self._validate_X(X)  # as the explained model sees it
+        inputs = self._test_inputs(X)  # as the explained model sees it
         obj = self.risk_
+        Xv = obj.features(inputs)
         y_enc = self._test_targets(y, Xv, test_loss)
         loss = self._test_loss(test_loss)
         scoring = self._scoring()
@@ -768,9 +771,8 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         # for: the Woodbury form of the step
         risk, solver, hessian = self._removal_parts(method, factorised=False)
         steps = group_steps(risk, solver, hessian, members, method)
-        if risk is not obj:  # steps in the wider risk's θ: its features of X
-            Xv = self._validate_X(X, risk)
-        return scoring.group_loss_changes(Xv, y_enc, steps, loss, risk=risk)
+        return scoring.group_loss_changes(risk.features(inputs), y_enc, steps, loss,
+                                          risk=risk)
 
     def perturbation_influence(
         self, X: MatrixLike, y: ArrayLike, indices: ArrayLike | None = None, *,
@@ -1134,18 +1136,20 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
             max_result_bytes=self.max_result_bytes,
         )
 
-    def _validate_X(self, X, risk=None):
-        """Test X as the explained model sees it (after a Pipeline's first steps),
-        mapped to the features ``risk`` (default ``risk_``) is linear in (a kernel
-        machine's φ(x))."""
+    def _validate_X(self, X):
+        """Test X mapped to the features ``risk_`` is linear in (a kernel machine's
+        φ(x)); see :meth:`_test_inputs`."""
+        return self.risk_.features(self._test_inputs(X))
+
+    def _test_inputs(self, X):
+        """Test X validated, as the explained model sees it (after a Pipeline's first
+        steps)."""
         self._check_unchanged()
         if pipeline_of(self.estimator_) is None:
-            Xv = validate_data(self, X, reset=False, accept_sparse="csr",
-                               dtype=np.float64)
-        else:
-            validate_data(self, X, reset=False, skip_check_array=True)
-            Xv = self._model_input(X)
-        return (self.risk_ if risk is None else risk).features(Xv)
+            return validate_data(self, X, reset=False, accept_sparse="csr",
+                                 dtype=np.float64)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return self._model_input(X)
 
     def _removal_parts(self, method, *, factorised=True):
         """(risk, solver, damped Hessian) the removals of ``method`` run on.
@@ -1159,7 +1163,7 @@ class InfluenceExplainer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         outside the margin into the support. Those run on the risk of every training
         row (``risk_.exact_removal_risk()``, built for the call and dropped after),
         whose solution paths need no solver. Its steps report in the same
-        ``params_`` layout; its test features come from ``_validate_X(X, risk)``.
+        ``params_`` layout; its test features are ``risk.features(inputs)``.
         """
         wider = getattr(self.risk_, "exact_removal_risk", None)
         if method == "exact" and wider is not None:
