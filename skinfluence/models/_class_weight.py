@@ -146,10 +146,11 @@ class CountBalancedRemoval:
         return W
 
 
-def count_balanced_removal(class_weight, sample_weight, y_index, n_classes, n_outputs,
-                           *, one_vs_rest=False):
-    """:class:`CountBalancedRemoval` for ``class_weight="balanced"``, else None."""
+def recount_on_removal(risk, class_weight, y_index, n_classes, *, one_vs_rest=False):
+    """Give ``risk`` the :class:`CountBalancedRemoval` hook (``removal_row_weight``)
+    when ``class_weight="balanced"`` is computed from the class counts; returns it."""
     if isinstance(class_weight, str) and class_weight == "balanced":
-        return CountBalancedRemoval(sample_weight, y_index, n_classes, n_outputs,
-                                    one_vs_rest=one_vs_rest)
-    return None
+        risk.removal_row_weight = CountBalancedRemoval(
+            risk.sample_weight, y_index, n_classes, risk.n_outputs,
+            one_vs_rest=one_vs_rest)
+    return risk

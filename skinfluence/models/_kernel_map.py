@@ -308,6 +308,15 @@ def dual_kernel_map(kernel, X_train, dual, exact):
     return kmap, kmap.basis_features, kmap.weights(dual)
 
 
+def widen_for_exact_removal(risk, kmap, every_row_risk):
+    """A risk held on the support vectors (``kmap.basis`` set) runs its exact
+    removals, along which rows may join the support, on the risk of every training
+    row: ``every_row_risk()`` becomes its ``exact_removal_risk``. Returns ``risk``."""
+    if kmap is not None and kmap.basis is not None:
+        risk.exact_removal_risk = every_row_risk
+    return risk
+
+
 def _well_conditioned_cholesky(gram, min_pivot):
     """Lower Cholesky factor of K_BB, or None if it fails or has a tiny pivot."""
     try:

@@ -43,6 +43,7 @@ from ._kernel_map import (
     PairwiseKernel,
     check_reconstruction,
     dual_kernel_map,
+    widen_for_exact_removal,
 )
 
 
@@ -78,11 +79,9 @@ def _kernel_risk(est, X, build, y, sample_weight, smoothing, model_values,
     risk = build(est, features, coef, y, sample_weight, smoothing,
                  input_map=kmap, inputs=X, param_map=kmap.param_map(1, True))
     check_reconstruction(risk.decision(risk.X), model_values(X), type(est).__name__)
-    if kmap.basis is not None:
-        risk.exact_removal_risk = functools.partial(
-            _kernel_risk, est, X, build, y, sample_weight, smoothing, model_values,
-            every_row=True)
-    return risk
+    return widen_for_exact_removal(risk, kmap, functools.partial(
+        _kernel_risk, est, X, build, y, sample_weight, smoothing, model_values,
+        every_row=True))
 
 
 def exact_loss(smoothing):

@@ -60,7 +60,11 @@ from sklearn.svm import NuSVC, NuSVR
 
 from .._objective import LinearObjective
 from .._utils import dense
-from ._kernel_map import check_reconstruction, dual_kernel_map
+from ._kernel_map import (
+    check_reconstruction,
+    dual_kernel_map,
+    widen_for_exact_removal,
+)
 from ._losses import hinge_loss, signed_targets
 from ._targets import ClassLabels, RealTargets
 from .kernel_svm import exact_loss, kernel_function
@@ -202,15 +206,6 @@ def _features(est, X, sample_weight, smoothing, every_row=False):
     return features, w[0], dict(input_map=kmap, inputs=X), kmap
 
 
-def _with_exact_basis(risk, kmap, build, est, X, y, sample_weight, smoothing):
-    """A risk held on the support vectors runs its exact removals (rows may join
-    the support) on the risk of every training row (``exact_removal_risk``)."""
-    if kmap is not None and kmap.basis is not None:
-        risk.exact_removal_risk = functools.partial(
-            build, est, X, y, sample_weight, smoothing=smoothing, every_row=True)
-    return risk
-
-
 def _exact_dz(loss, coef, intercept, X, Y):
     """dL/dz of the exact loss at the fit (rows of zero weight: not in the duals)."""
     Z = np.asarray(X @ coef.T) + intercept
@@ -290,8 +285,8 @@ def nu_svc_objective(est, X, y, sample_weight, *, smoothing="auto", every_row=Fa
     if kmap is not None:
         check_reconstruction(risk.prediction(risk.decision(features))[0],
                              est.decision_function(X), "NuSVC")
-    return _with_exact_basis(risk, kmap, nu_svc_objective, est, X, y, sample_weight,
-                             smoothing)
+    return widen_for_exact_removal(risk, kmap, functools.partial(
+        nu_svc_objective, est, X, y, sample_weight, smoothing=smoothing, every_row=True))
 
 
 def nu_svr_objective(est, X, y, sample_weight, *, smoothing="auto", every_row=False,
@@ -355,8 +350,8 @@ def nu_svr_objective(est, X, y, sample_weight, *, smoothing="auto", every_row=Fa
     )
     if kmap is not None:
         check_reconstruction(risk.decision(features)[:, :1], est.predict(X), "NuSVR")
-    return _with_exact_basis(risk, kmap, nu_svr_objective, est, X, y, sample_weight,
-                             smoothing)
+    return widen_for_exact_removal(risk, kmap, functools.partial(
+        nu_svr_objective, est, X, y, sample_weight, smoothing=smoothing, every_row=True))
 
 
 def _tube_width(r, psi, on_edge):

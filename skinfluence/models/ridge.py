@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge, RidgeClassifier
 
 from .._objective import LinearObjective
-from ._class_weight import class_weight_recipe, count_balanced_removal
+from ._class_weight import class_weight_recipe, recount_on_removal
 from ._fitted import coef_intercept
 from ._losses import SquaredErrorLoss, signed_targets
 from ._targets import ClassLabels, RealTargets
@@ -118,11 +118,8 @@ def ridge_classifier_objective(est, X, y, sample_weight, **options):
     )
     risk = _squared_objective(est, X, y, sample_weight, SignedSquaredErrorLoss(),
                               y_index, targets, class_weight)
-    recount = count_balanced_removal(est.class_weight, sample_weight, y_index,
-                                     len(est.classes_), risk.n_outputs)
-    if recount is not None:  # removal_weights: a refit recounts the classes
-        risk.removal_row_weight = recount
-    return risk
+    # a refit without rows recounts the classes ("balanced")
+    return recount_on_removal(risk, est.class_weight, y_index, len(est.classes_))
 
 
 def convergence_hint(est, n_samples):

@@ -68,7 +68,7 @@ from scipy.special import expit, log_expit
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 from .._objective import LinearObjective
-from ._class_weight import class_weight_recipe, count_balanced_removal
+from ._class_weight import class_weight_recipe, recount_on_removal
 from ._losses import (
     BinomialLoss,
     MarginLoss,
@@ -279,11 +279,9 @@ def sgd_classifier_objective(est, X, y, sample_weight, **options):
         loss, coef, intercept, X, y_index, sample_weight, class_weight, quad, l1,
         targets=targets,
     )
-    recount = count_balanced_removal(est.class_weight, sample_weight, y_index,
-                                     len(est.classes_), k, one_vs_rest=k > 1)
-    if recount is not None:  # removal_weights: a refit recounts the classes
-        risk.removal_row_weight = recount
-    return risk
+    # a refit without rows recounts the classes ("balanced")
+    return recount_on_removal(risk, est.class_weight, y_index, len(est.classes_),
+                              one_vs_rest=k > 1)
 
 
 def sgd_regressor_objective(est, X, y, sample_weight, **options):

@@ -32,7 +32,7 @@ from sklearn.svm import SVC, LinearSVC
 
 from .._objective import LinearObjective
 from .._utils import dense
-from ._class_weight import class_weight_recipe, count_balanced_removal
+from ._class_weight import class_weight_recipe, recount_on_removal
 from ._losses import SquaredHingeLoss, hinge_loss, signed_targets
 from ._targets import ClassLabels
 
@@ -204,11 +204,8 @@ def binary_svc_risk(est, X, coef, y, sample_weight, smoothing, **extra):
         sample_weight, class_weight, quad, np.zeros(p), targets=targets,
         train_dz=train_dz, pinned=_on_margin(train_dz, smoothing), **extra,
     )
-    recount = count_balanced_removal(est.class_weight, sample_weight, y_index,
-                                     len(est.classes_), 1)
-    if recount is not None:  # a refit without rows recounts the classes
-        risk.removal_row_weight = recount
-    return risk
+    # a refit without rows recounts the classes ("balanced")
+    return recount_on_removal(risk, est.class_weight, y_index, len(est.classes_))
 
 
 def convergence_hint(est, n_samples):
