@@ -234,6 +234,16 @@ class EstimatorRefit:
             return side * (value(side * step) - base) / step
         return self.n * (2.0 * one_sided(h / 2.0) - one_sided(h))
 
+    def same_piece(self, j, functional, h):
+        """Two derivatives (FD at h and h/4), or None when they disagree: a
+        breakpoint of a piecewise-linear solution path (another row reaching a kink)
+        lies within reach, so the derivative is one-sided there (not compared)."""
+        coarse = self.derivative(j, functional, h)
+        fine = self.derivative(j, functional, h / 4)
+        if np.abs(coarse - fine).max() > 1e-3 * np.abs(fine).max():
+            return None
+        return coarse, fine
+
     def leave_out(self, j):
         """A refit without row j."""
         keep = np.delete(np.arange(self.n), j)

@@ -3,9 +3,12 @@
 import functools
 
 import numpy as np
-from _oracle import split
+from _oracle import max_rel_error, split
+from sklearn.base import is_classifier
 from sklearn.datasets import load_breast_cancer, load_diabetes, make_moons
 from sklearn.preprocessing import StandardScaler
+
+from skinfluence import InfluenceExplainer
 
 
 @functools.cache
@@ -30,3 +33,21 @@ def dataset(name):
 
 def weights(kind, n):
     return None if kind == "uniform" else np.random.default_rng(1).uniform(0.5, 2.0, n)
+
+
+def assert_zero_weight_rows_drop_out(estimator):
+    """libsvm drops rows of zero weight before fitting (``support_`` then indexes the
+    rows kept): the influences of the other rows must be those of the fit without
+    them, times n / n_kept (n·∂/∂s_j). Moons (regressors: a smooth target of X);
+    smoothing 0.1, as the linear fits on 2 features sit at a vertex."""
+    X, y, X_test, _ = dataset("moons")
+    y = y if is_classifier(estimator) else X[:, 0] - X[:, 1] ** 2
+    sw = np.ones(len(y))
+    sw[[0, 5, 6]] = 0.0
+    kept = sw > 0
+    full = InfluenceExplainer(estimator, smoothing=0.1).fit(X, y, sample_weight=sw)
+    assert full.optimality_ < 1e-8
+    without = InfluenceExplainer(estimator, smoothing=0.1).fit(X[kept], y[kept])
+    scores = full.loss_influence(X_test, test_loss="decision")
+    expected = without.loss_influence(X_test, test_loss="decision")
+    assert max_rel_error(scores[:, kept] * kept.sum() / len(y), expected) < 1e-6

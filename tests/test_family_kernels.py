@@ -23,7 +23,7 @@ import pytest
 import scipy.sparse as sp
 from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error
-from _svm_data import dataset, weights
+from _svm_data import assert_zero_weight_rows_drop_out, dataset, weights
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.gaussian_process import GaussianProcessRegressor
@@ -132,15 +132,6 @@ def test_features_rebuild_the_model(config_id):
     assert explainer.optimality_ < 1e-8
 
 
-def _same_piece(oracle, j, functional, h):
-    """FD at h and h/4, or None when they disagree (a breakpoint within reach)."""
-    coarse = oracle.derivative(j, functional, h)
-    fine = oracle.derivative(j, functional, h / 4)
-    if np.abs(coarse - fine).max() > 1e-3 * np.abs(fine).max():
-        return None
-    return coarse, fine
-
-
 @pytest.mark.parametrize("config_id", list(CONFIGS))
 def test_influences_match_refits(config_id):
     """param_influence and the influence on decision values / predictions vs FD."""
@@ -171,7 +162,7 @@ def test_influences_match_refits(config_id):
     rows = moving[np.linspace(0, len(moving) - 1, 5).astype(int)]
     errors = []
     for j in rows:
-        pair = _same_piece(oracle, j, functional, h)
+        pair = oracle.same_piece(j, functional, h)
         if pair is not None:
             errors.append(min(max_rel_error(pred[j], fd) for fd in pair))
     msg = f"[{config_id}] relative errors {np.max(errors):.1e} on {len(errors)} rows"
@@ -408,18 +399,7 @@ def test_rows_of_zero_weight(estimator):
     """libsvm drops rows of zero weight and indexes support_ among the rest: the
     dual coefficients must land on the right rows. Such rows change nothing, so the
     influences are those of the fit without them (times n / n_kept: n·∂/∂s_j)."""
-    X, y, X_test, _ = dataset("moons")
-    y = y if isinstance(estimator, SVC) else X[:, 0] - X[:, 1] ** 2
-    sw = np.ones(len(y))
-    sw[[0, 5, 6]] = 0.0
-    kept = sw > 0
-    # smoothing: the linear fits on 2 features sit at a vertex (all rows pinned)
-    full = InfluenceExplainer(estimator, smoothing=0.1).fit(X, y, sample_weight=sw)
-    assert full.optimality_ < 1e-8
-    without = InfluenceExplainer(estimator, smoothing=0.1).fit(X[kept], y[kept])
-    scores = full.loss_influence(X_test, test_loss="decision")
-    expected = without.loss_influence(X_test, test_loss="decision")
-    assert max_rel_error(scores[:, kept] * kept.sum() / len(y), expected) < 1e-6
+    assert_zero_weight_rows_drop_out(estimator)
 
 
 def test_newton_frames_use_theta_steps():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _checks import expected_failed_checks
 from _oracle import EstimatorRefit, max_rel_error
-from _svm_data import dataset, weights
+from _svm_data import assert_zero_weight_rows_drop_out, dataset, weights
 from sklearn.base import clone
 from sklearn.svm import NuSVC, NuSVR, OneClassSVM
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -120,15 +120,6 @@ def test_objective_rebuilds_the_fit(config_id):
     assert max_rel_error(value, _value(model, X_test)) < 1e-8
 
 
-def _same_piece(oracle, j, functional, h):
-    """FD at h and h/4, or None when they disagree (a breakpoint within reach)."""
-    coarse = oracle.derivative(j, functional, h)
-    fine = oracle.derivative(j, functional, h / 4)
-    if np.abs(coarse - fine).max() > 1e-3 * np.abs(fine).max():
-        return None
-    return coarse, fine
-
-
 @pytest.mark.parametrize("config_id", list(CONFIGS))
 def test_influences_match_refits(config_id):
     """param_influence (ρ / ε included), the influence on the decision value /
@@ -158,7 +149,7 @@ def test_influences_match_refits(config_id):
                            for g in groups if g.size])
     errors = []
     for j in rows:
-        pair = _same_piece(oracle, j, functional, H)
+        pair = oracle.same_piece(j, functional, H)
         if pair is not None:
             errors.append(min(max_rel_error(pred[j], fd) for fd in pair))
     msg = f"[{config_id}] relative errors {np.max(errors):.1e} on {len(errors)} rows"
@@ -301,17 +292,7 @@ def test_rows_of_zero_weight(estimator):
     """libsvm drops rows of zero weight (support_ indexes the rest) and they are not
     in ν Σ s: the fit is the one without them, and so are the influences of the
     other rows (times n / n_kept: n·∂/∂s_j)."""
-    X, y, X_test, _ = dataset("moons")
-    y = y if isinstance(estimator, NuSVC) else X[:, 0] - X[:, 1] ** 2
-    sw = np.ones(len(y))
-    sw[[0, 5, 6]] = 0.0
-    kept = sw > 0
-    full = InfluenceExplainer(estimator, smoothing=0.1).fit(X, y, sample_weight=sw)
-    assert full.optimality_ < 1e-8
-    without = InfluenceExplainer(estimator, smoothing=0.1).fit(X[kept], y[kept])
-    scores = full.loss_influence(X_test, test_loss="decision")
-    expected = without.loss_influence(X_test, test_loss="decision")
-    assert max_rel_error(scores[:, kept] * kept.sum() / len(y), expected) < 1e-6
+    assert_zero_weight_rows_drop_out(estimator)
 
 
 def test_sparse_inputs():

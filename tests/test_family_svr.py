@@ -107,16 +107,6 @@ def _residuals(explainer, X, y):
     return explainer.estimator_.predict(X) - y
 
 
-def _same_piece(oracle, j, functional, h):
-    """FD at h and h/4, or None when they disagree: a breakpoint of the solution
-    path (another row reaching an edge) lies within reach — a kink, not compared."""
-    coarse = oracle.derivative(j, functional, h)
-    fine = oracle.derivative(j, functional, h / 4)
-    if np.abs(coarse - fine).max() > 1e-3 * np.abs(fine).max():
-        return None
-    return coarse, fine
-
-
 @pytest.mark.parametrize("config_id", list(CONFIGS))
 def test_influences_match_refits(config_id):
     """param_influence, loss_influence and transform vs FD of refits."""
@@ -148,7 +138,7 @@ def test_influences_match_refits(config_id):
         assert np.abs(oracle.derivative(j, functional, h)).max() < 1e-6
     errors, kinks = [], 0
     for j in outside[np.linspace(0, len(outside) - 1, 6).astype(int)]:
-        pair = _same_piece(oracle, j, functional, h)
+        pair = oracle.same_piece(j, functional, h)
         if pair is None:
             kinks += 1
             continue
