@@ -80,7 +80,7 @@ def path_steps(objective, removals):
     return steps, {i: NO_PATH for i in np.flatnonzero(np.isnan(steps).any(axis=1))}
 
 
-def output_hinge_exact_steps(objective, removals=None, *, tol=1e-9):
+def output_hinge_exact_steps(objective, removals=None):
     """θ̂_{−G} − θ̂ for a loss Σ_h max(0, a_h·z + c_h) + g·z of the outputs z (the
     ν-SVMs: ν-SVC's max(0, ρ − ỹ f) − ν ρ, ν-SVR's two tube edges + ν ε), over
     the free parameters, for each removal G (default: every single row).
@@ -106,8 +106,9 @@ def output_hinge_exact_steps(objective, removals=None, *, tol=1e-9):
     A = -du[:, :, free].reshape(n * h, -1)
     c = u.reshape(n * h) + A @ theta[free]  # c − A θ = u
     v = obj.row_weight[:, 0]
-    beta = np.stack([np.linalg.lstsq(a[i].T, obj.train_dz[i] - g, rcond=None)[0]
-                     for i in range(n)])  # (n, h): dL/dz = Σ_h β_h a_h + g
+    # (n, h): dL/dz = Σ_h β_h a_h + g, solved row by row (least squares)
+    beta = np.einsum("nhk,nk->nh", np.linalg.pinv(np.swapaxes(a, 1, 2)),
+                     obj.train_dz - g)
     V = np.repeat(v, h)
     mu = (np.clip(beta, 0.0, 1.0) * v[:, None]).reshape(n * h)
     q = obj.quad_penalty[free]

@@ -168,10 +168,6 @@ class KernelMap:
         beta = np.asarray(beta, dtype=np.float64).reshape(self.n_basis, -1)
         return (self.basis_features.T @ beta).T
 
-    def gram(self):
-        """K_BB as the features see it, φ(X_B) φ(X_B)ᵀ."""
-        return self.basis_features @ self.basis_features.T
-
     def param_map(self, n_outputs, fit_intercept):
         """θ rows ``[W.ravel(), b]`` → ``[B.ravel(), b]`` with B = W (U Λ^{-1/2})ᵀ.
 
